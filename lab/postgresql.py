@@ -1,0 +1,288 @@
+"""PostgreSQL in the lab: a primary, and physical streaming standbys made with pg_basebackup.
+
+Configuration lives outside the data directory (like Debian's /etc/postgresql layout), so that
+pg_basebackup and pg_rewind never copy one node's address or port onto another.
+"""
+
+from __future__ import annotations
+
+import glob
+import os
+import time
+from pathlib import Path
+
+from lab.core import Component, LabError, kill_pid, pid_alive
+
+# Lab-only credentials for servers bound to loopback; inventories/lab carries the same values
+# (a unit test keeps them equal).
+ADMIN_USER = "postgres"
+ADMIN_PASSWORD = "lab-admin-secret"
+REPLICATION_USER = "replicator"
+REPLICATION_PASSWORD = "lab-replication-secret"
+
+
+def find_bindir() -> Path:
+    """The newest installed PostgreSQL server binaries (FAILSAFE_PG_BINDIR overrides)."""
+    override = os.environ.get("FAILSAFE_PG_BINDIR")
+    if override:
+        return Path(override)
+    candidates = sorted(
+        glob.glob("/usr/lib/postgresql/*/bin/postgres"),
+        key=lambda p: int(Path(p).parent.parent.name),
+    )
+    if not candidates:
+        raise LabError(
+            "no PostgreSQL server found under /usr/lib/postgresql: install postgresql-15 "
+            "(make lab-deps does it when run as root) or set FAILSAFE_PG_BINDIR"
+        )
+    return Path(candidates[-1]).parent
+
+
+def slot_name(region: str) -> str:
+    return region.replace("-", "_")
+
+
+class PostgresNode(Component):
+    """One PostgreSQL server; `upstream` makes it a standby of that node at creation."""
+
+    kind = "postgresql"
+
+    def __init__(self, lab, region: str, upstream: "PostgresNode | None" = None) -> None:
+        super().__init__(lab, region)
+        self.upstream = upstream
+
+    # Paths -----------------------------------------------------------------------------------
+    @property
+    def port(self) -> int:
+        return self.lab.config.pg_port
+
+    @property
+    def data_dir(self) -> Path:
+        return self.home / "data"
+
+    @property
+    def config_dir(self) -> Path:
+        return self.home / "conf"
+
+    @property
+    def socket_dir(self) -> Path:
+        return self.home / "socket"
+
+    @property
+    def log_file(self) -> Path:
+        return self.home / "log" / "postgresql.log"
+
+    @property
+    def archive_dir(self) -> Path:
+        return self.lab.config.state_dir / "wal_archive"
+
+    @property
+    def bindir(self) -> Path:
+        return find_bindir()
+
+    def bin(self, name: str) -> str:
+        return str(self.bindir / name)
+
+    def conninfo(self, dbname: str = "postgres") -> str:
+        return (f"host={self.host} port={self.port} user={ADMIN_USER} "
+                f"password={ADMIN_PASSWORD} dbname={dbname} connect_timeout=3")
+
+    # Life cycle ------------------------------------------------------------------------------
+    def postmaster_pid(self) -> int | None:
+        pid_file = self.data_dir / "postmaster.pid"
+        try:
+            pid = int(pid_file.read_text().splitlines()[0])
+        except (OSError, ValueError, IndexError):
+            return None
+        return pid if pid_alive(pid) else None
+
+    def running(self) -> bool:
+        return self.postmaster_pid() is not None
+
+    def up(self) -> None:
+        runner = self.lab.runner
+        for path in (self.home, self.config_dir, self.socket_dir, self.log_file.parent):
+            runner.make_dir(path)
+        runner.make_dir(self.archive_dir)
+        self.write_config()
+        created_standby = False
+        if not (self.data_dir / "PG_VERSION").exists():
+            if self.upstream is None:
+                self.init_primary()
+            else:
+                self.clone_from(self.upstream)
+                created_standby = True
+        if not self.running():
+            self.start()
+        if self.upstream is None:
+            self.bootstrap_roles()
+        if created_standby:
+            self.wait_streaming()
+
+    def write_config(self) -> None:
+        runner = self.lab.runner
+        archive = self.archive_dir
+        conf = f"""# Written by the failsafe lab for {self.name}; node-local, outside the data directory.
+data_directory = '{self.data_dir}'
+hba_file = '{self.config_dir / "pg_hba.conf"}'
+ident_file = '{self.config_dir / "pg_ident.conf"}'
+listen_addresses = '{self.host}'
+port = {self.port}
+unix_socket_directories = '{self.socket_dir}'
+max_connections = 50
+shared_buffers = 64MB
+wal_level = replica
+max_wal_senders = 10
+max_replication_slots = 10
+wal_keep_size = 256MB
+wal_log_hints = on
+hot_standby = on
+hot_standby_feedback = on
+archive_mode = on
+archive_command = 'test ! -f {archive}/%f && cp %p {archive}/%f'
+restore_command = 'cp {archive}/%f %p'
+checkpoint_timeout = 5min
+log_line_prefix = '%m [%p] {self.region} '
+"""
+        hba = """# TYPE  DATABASE     USER  ADDRESS        METHOD
+local   all          all                  trust
+local   replication  all                  trust
+host    all          all   127.0.0.0/8    scram-sha-256
+host    replication  all   127.0.0.0/8    scram-sha-256
+"""
+        runner.write_file(self.config_dir / "postgresql.conf", conf)
+        runner.write_file(self.config_dir / "pg_hba.conf", hba)
+        runner.write_file(self.config_dir / "pg_ident.conf", "")
+
+    def init_primary(self) -> None:
+        runner = self.lab.runner
+        pwfile = self.home / "initdb.pw"
+        runner.write_file(pwfile, ADMIN_PASSWORD + "\n")
+        try:
+            runner.run([self.bin("initdb"), "-D", str(self.data_dir), "-U", ADMIN_USER,
+                        f"--pwfile={pwfile}", "--auth-local=trust",
+                        "--auth-host=scram-sha-256", "--encoding=UTF8", "--locale=C"])
+        finally:
+            pwfile.unlink(missing_ok=True)
+        # initdb writes a postgresql.conf into the data directory; the node-local one rules.
+        for name in ("postgresql.conf", "pg_hba.conf", "pg_ident.conf"):
+            (self.data_dir / name).unlink(missing_ok=True)
+
+    def clone_from(self, upstream: "PostgresNode") -> None:
+        """A physical standby of `upstream`, with its own replication slot there."""
+        runner = self.lab.runner
+        passfile = self.home / "pgpass"
+        runner.write_file(
+            passfile, f"*:*:*:{REPLICATION_USER}:{REPLICATION_PASSWORD}\n"
+        )
+        runner.run(
+            [self.bin("pg_basebackup"), "-D", str(self.data_dir), "-h", upstream.host,
+             "-p", str(upstream.port), "-U", REPLICATION_USER, "-X", "stream",
+             "-S", slot_name(self.region), "-C", "-R", "-c", "fast", "--no-password"],
+            env={"PGPASSFILE": str(passfile), "PGAPPNAME": slot_name(self.region)},
+            timeout=600,
+        )
+        # -R writes primary_conninfo without a password (it came from the passfile): give the
+        # standby the password and its application name so pg_stat_replication names it.
+        auto = self.data_dir / "postgresql.auto.conf"
+        lines = [ln for ln in auto.read_text().splitlines() if not ln.startswith("primary_conninfo")]
+        lines.append(
+            "primary_conninfo = 'host={h} port={p} user={u} password={pw} application_name={a}'"
+            .format(h=upstream.host, p=upstream.port, u=REPLICATION_USER,
+                    pw=REPLICATION_PASSWORD, a=slot_name(self.region))
+        )
+        runner.write_file(auto, "\n".join(lines) + "\n")
+        passfile.unlink(missing_ok=True)
+
+    def start(self) -> None:
+        runner = self.lab.runner
+        proc = runner.run(
+            [self.bin("pg_ctl"), "-D", str(self.config_dir), "-l", str(self.log_file),
+             "-w", "-t", "60", "start"],
+            check=False, timeout=90,
+        )
+        if proc.returncode != 0:
+            raise LabError(f"{self.name} did not start: {proc.stderr.strip()}; see {self.log_file}")
+
+    def bootstrap_roles(self) -> None:
+        """The replication role, and a slot for every standby of this primary."""
+        import psycopg
+        from psycopg import sql
+
+        with psycopg.connect(self.conninfo(), autocommit=True) as conn:
+            if conn.execute("SELECT pg_is_in_recovery()").fetchone()[0]:
+                return
+            exists = conn.execute(
+                "SELECT 1 FROM pg_roles WHERE rolname = %s", (REPLICATION_USER,)
+            ).fetchone()
+            if not exists:
+                conn.execute(
+                    sql.SQL("CREATE ROLE {} WITH LOGIN REPLICATION PASSWORD {}").format(
+                        sql.Identifier(REPLICATION_USER), sql.Literal(REPLICATION_PASSWORD)
+                    )
+                )
+
+    def down(self) -> None:
+        pid = self.postmaster_pid()
+        if pid is None:
+            return
+        if self.data_dir.exists():
+            self.lab.runner.run(
+                [self.bin("pg_ctl"), "-D", str(self.config_dir), "-m", "fast", "-w", "-t", "20",
+                 "stop"],
+                check=False, timeout=30,
+            )
+        if pid_alive(pid):
+            kill_pid(pid)
+
+    # Status ----------------------------------------------------------------------------------
+    def status(self) -> dict:
+        info = self.base_status()
+        info.update({"state": "stopped", "role": None, "lag_bytes": None, "upstream": None})
+        if not self.running():
+            return info
+        info["state"] = "running"
+        try:
+            import psycopg
+
+            with psycopg.connect(self.conninfo(), autocommit=True) as conn:
+                in_recovery = conn.execute("SELECT pg_is_in_recovery()").fetchone()[0]
+                if not in_recovery:
+                    info["role"] = "primary"
+                    rows = conn.execute(
+                        "SELECT application_name, pg_wal_lsn_diff(pg_current_wal_lsn(), "
+                        "replay_lsn)::bigint FROM pg_stat_replication"
+                    ).fetchall()
+                    info["standbys"] = {name: lag for name, lag in rows}
+                else:
+                    info["role"] = "standby"
+                    row = conn.execute(
+                        "SELECT sender_host, sender_port, status FROM pg_stat_wal_receiver"
+                    ).fetchone()
+                    if row:
+                        info["upstream"] = f"{row[0]}:{row[1]}"
+                        info["receiver"] = row[2]
+                    lag = conn.execute(
+                        "SELECT pg_wal_lsn_diff(pg_last_wal_receive_lsn(), "
+                        "pg_last_wal_replay_lsn())::bigint"
+                    ).fetchone()[0]
+                    info["lag_bytes"] = lag
+        except Exception as exc:  # status must always answer
+            info["state"] = f"running, not answering: {exc.__class__.__name__}"
+        return info
+
+    def wait_streaming(self, timeout: float = 30) -> None:
+        """Blocks until this standby's WAL receiver streams (used by lab up and tests)."""
+        import psycopg
+
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            try:
+                with psycopg.connect(self.conninfo(), autocommit=True) as conn:
+                    row = conn.execute("SELECT status FROM pg_stat_wal_receiver").fetchone()
+                    if row and row[0] == "streaming":
+                        return
+            except psycopg.Error:
+                pass
+            time.sleep(0.1)
+        raise LabError(f"{self.name} is not streaming after {timeout}s; see {self.log_file}")
