@@ -266,7 +266,7 @@ host    replication  all   127.0.0.0/8    scram-sha-256
                         "SELECT pg_wal_lsn_diff(pg_last_wal_receive_lsn(), "
                         "pg_last_wal_replay_lsn())::bigint"
                     ).fetchone()[0]
-                    info["lag_bytes"] = lag
+                    info["lag_bytes"] = max(lag, 0) if lag is not None else None
         except Exception as exc:  # status must always answer
             info["state"] = f"running, not answering: {exc.__class__.__name__}"
         return info

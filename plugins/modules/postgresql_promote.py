@@ -1,0 +1,295 @@
+#!/usr/bin/python
+# -*- coding: utf-8 -*-
+# Copyright: failsafe.datastores contributors
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+
+from __future__ import absolute_import, division, print_function
+
+__metaclass__ = type
+
+DOCUMENTATION = r'''
+module: postgresql_promote
+short_description: Promote a PostgreSQL standby, refusing when that would lose data or split the brain
+version_added: 0.1.0
+description:
+  - Promotes the standby given by the C(login_*) options and waits until it accepts writes
+    (C(pg_promote(wait => false)) then polling every 2 ms, which is faster than the 100 ms
+    steps of C(pg_promote(wait => true))).
+  - Split-brain guard. With O(require_fenced_primary=true) the old primary (O(primary)) must be
+    unreachable, a standby, or fenced read-only; a reachable writable primary is refused.
+  - Data-loss guard. When the old primary is reachable, the standby is given
+    O(catchup_timeout) seconds to replay the primary's flushed WAL; if it is then still more
+    than O(max_lag_bytes) behind, the promotion is refused. When the old primary cannot be
+    reached the loss cannot be measured, so O(accept_data_loss=true) is required, and the
+    module reports an estimate (seconds since the standby last heard from the primary).
+  - A promoted node that inherited a read-only fence (C(default_transaction_read_only)) gets
+    it reset, so that the new primary really accepts writes. A C(CHECKPOINT) follows, so that
+    C(pg_rewind) of the old primary works right away.
+  - A server that is already a primary is left alone (changed=false), after the same
+    split-brain check.
+author:
+  - failsafe.datastores contributors
+extends_documentation_fragment:
+  - failsafe.datastores.postgresql
+  - failsafe.datastores.postgresql.PRIMARY
+  - failsafe.datastores.attributes
+attributes:
+  check_mode:
+    support: full
+    details:
+      - Runs every guard (read-only queries) and reports whether it would promote.
+  diff_mode:
+    support: full
+  idempotent:
+    description: Promoting a primary reports changed=false.
+    support: full
+options:
+  max_lag_bytes:
+    description:
+      - Largest replay lag (bytes of WAL the standby has not replayed, measured against the
+        reachable primary's flushed WAL) that may be given up. V(0) for a planned promotion.
+    type: int
+    default: 0
+  accept_data_loss:
+    description:
+      - Promote even when the lag exceeds O(max_lag_bytes) or cannot be measured (the primary
+        is unreachable). Must be set explicitly; the loss estimate is reported.
+    type: bool
+    default: false
+  require_fenced_primary:
+    description:
+      - Refuse while the old primary is reachable, a primary and not read-only. Needs
+        O(primary); set V(false) only when you have fenced it by other means (network
+        isolation, stopped service) and confirmed that.
+    type: bool
+    default: true
+  catchup_timeout:
+    description: Seconds to let the standby replay up to the primary's flushed WAL first.
+    type: float
+    default: 10
+  wait_timeout:
+    description: Seconds to wait for the standby to leave recovery after C(pg_promote()).
+    type: float
+    default: 60
+  checkpoint:
+    description: Run C(CHECKPOINT) on the new primary once it accepts writes.
+    type: bool
+    default: true
+'''
+
+EXAMPLES = r'''
+- name: Promote the us-west standby (planned; the old primary was fenced before)
+  failsafe.datastores.postgresql_promote:
+    login_host: pg-west.example.com
+    login_password: "{{ vault_pg_password }}"
+    primary:
+      host: pg-east.example.com
+      password: "{{ vault_pg_password }}"
+
+- name: Emergency promotion, primary region is down
+  failsafe.datastores.postgresql_promote:
+    login_host: pg-west.example.com
+    login_password: "{{ vault_pg_password }}"
+    primary:
+      host: pg-east.example.com
+      password: "{{ vault_pg_password }}"
+      connect_timeout: 3
+    accept_data_loss: true
+  register: promotion
+
+- name: Record the data-loss estimate
+  ansible.builtin.debug:
+    var: promotion.data_loss
+'''
+
+RETURN = r'''
+promoted:
+  description: Whether the module promoted the server (or would, in check mode).
+  returned: always
+  type: bool
+role:
+  description: Role of the server after the task.
+  returned: always
+  type: str
+timeline:
+  description: Timeline of the server after the task (before it, in check mode).
+  returned: always
+  type: int
+promoted_at_lsn:
+  description: Replayed WAL position at which the standby was promoted.
+  returned: when promoted
+  type: str
+lag_bytes:
+  description: Replay lag against the old primary's flushed WAL when the decision was made;
+    null when the primary was unreachable.
+  returned: always
+  type: int
+old_primary:
+  description: What was found at the old primary (reachable, role, read_only, flush_lsn,
+    unreachable_reason).
+  returned: always
+  type: dict
+data_loss:
+  description: Loss estimate. C(bytes) when the primary was reachable; otherwise
+    C(bytes=null), C(received_lsn), C(seconds_since_last_contact) (time since the standby
+    last heard from the primary) and C(seconds_since_last_replay).
+  returned: always
+  type: dict
+unfenced:
+  description: Whether an inherited read-only fence was reset on the new primary.
+  returned: always
+  type: bool
+timings:
+  description: Seconds spent in each step (catchup, promote, writable, checkpoint, total).
+  returned: always
+  type: dict
+diff:
+  description: Role before and after.
+  returned: when diff mode is on
+  type: dict
+'''
+
+from ansible.module_utils.basic import AnsibleModule
+
+from ansible_collections.failsafe.datastores.plugins.module_utils._postgres import (
+    PostgresError,
+    Timer,
+    connect,
+    ensure_driver,
+    login_argument_spec,
+    login_params,
+    peer_option,
+    probe_old_primary,
+    promote_and_wait,
+    replication_facts,
+    scalar,
+    ensure_writable,
+    split_brain_message,
+    timeline,
+    wait_replayed,
+    lsn_diff,
+)
+
+
+def decide(params, facts, old, check_mode):
+    """The refusals, before anything changes. Returns (lag_bytes, data_loss)."""
+    if params["require_fenced_primary"]:
+        if params["primary"] is None:
+            raise PostgresError(
+                "require_fenced_primary is true but no primary connection was given: pass "
+                "primary= so the old primary can be checked, or set require_fenced_primary=false "
+                "after confirming it is fenced or down")
+        if old["reachable"] and old["role"] == "primary" and not old["read_only"]:
+            raise PostgresError(split_brain_message(old))
+    if old["reachable"] and old["role"] == "primary":
+        lag = lsn_diff(old["flush_lsn"], facts["replayed_lsn"])
+        loss = dict(bytes=lag, primary_reachable=True)
+        if lag > params["max_lag_bytes"] and not params["accept_data_loss"]:
+            raise PostgresError(
+                "the standby has replayed up to %s but the primary has flushed %s: %d bytes "
+                "behind, more than max_lag_bytes=%d%s. Nothing was changed. Let it catch up "
+                "(is replay paused or the primary still writing?), raise max_lag_bytes, or set "
+                "accept_data_loss=true to give those bytes up"
+                % (facts["replayed_lsn"], old["flush_lsn"], lag, params["max_lag_bytes"],
+                   " (replay is paused)" if facts["replay_paused"] else ""))
+        return lag, loss
+    receiver = facts.get("wal_receiver") or {}
+    loss = dict(
+        bytes=None,
+        primary_reachable=bool(old["reachable"]),
+        received_lsn=facts["received_lsn"],
+        replayed_lsn=facts["replayed_lsn"],
+        seconds_since_last_contact=receiver.get("seconds_since_last_message"),
+        seconds_since_last_replay=facts["seconds_since_last_replay"],
+    )
+    if not params["accept_data_loss"]:
+        why = ("the old primary is unreachable (%s)" % old.get("unreachable_reason")
+               if params["primary"] is not None else "no primary connection was given")
+        raise PostgresError(
+            "%s, so the data loss of this promotion cannot be measured. Nothing was changed. "
+            "If this is an emergency failover, set accept_data_loss=true (the estimate is "
+            "reported); otherwise restore the primary's reachability first" % why)
+    return None, loss
+
+
+def main():
+    argument_spec = login_argument_spec()
+    argument_spec.update(
+        primary=peer_option(),
+        max_lag_bytes=dict(type="int", default=0),
+        accept_data_loss=dict(type="bool", default=False),
+        require_fenced_primary=dict(type="bool", default=True),
+        catchup_timeout=dict(type="float", default=10),
+        wait_timeout=dict(type="float", default=60),
+        checkpoint=dict(type="bool", default=True),
+    )
+    module = AnsibleModule(argument_spec=argument_spec, supports_check_mode=True)
+    ensure_driver(module)
+    params = module.params
+    if params["max_lag_bytes"] < 0:
+        module.fail_json(msg="max_lag_bytes must be 0 or more, got %d" % params["max_lag_bytes"])
+    timer = Timer()
+    result = dict(changed=False, promoted=False, unfenced=False, lag_bytes=None, data_loss={})
+    try:
+        conn = connect(login_params(params))
+        with conn:
+            facts = replication_facts(conn)
+            old = probe_old_primary(params["primary"])
+            result["old_primary"] = old
+            if facts["role"] == "primary":
+                # Already promoted: still refuse to report success beside a live twin.
+                if params["require_fenced_primary"] and old["reachable"] \
+                        and old["role"] == "primary" and not old["read_only"] \
+                        and old.get("system_identifier") == facts["system_identifier"]:
+                    raise PostgresError(split_brain_message(old, already=True))
+                result.update(role="primary", timeline=facts["timeline"],
+                              data_loss=dict(bytes=0, primary_reachable=old["reachable"]))
+                finish(module, result, timer, "primary")
+            if old["reachable"] and old.get("system_identifier") not in (
+                    None, facts["system_identifier"]):
+                raise PostgresError(
+                    "the primary at %s belongs to another cluster (system identifier %s, the "
+                    "standby has %s): check the primary option" % (
+                        old["address"], old["system_identifier"], facts["system_identifier"]))
+            # Give a fenced (or idle) primary's last WAL a chance to arrive.
+            if old["reachable"] and old["role"] == "primary":
+                dummy, replayed = wait_replayed(conn, old["flush_lsn"], params["catchup_timeout"])
+                facts["replayed_lsn"] = replayed
+            timer.mark("caught_up")
+            lag, loss = decide(params, facts, old, module.check_mode)
+            result.update(lag_bytes=lag, data_loss=loss, timeline=facts["timeline"])
+            result["promoted"] = True
+            result["changed"] = True
+            if module.check_mode:
+                result["role"] = "primary"
+                finish(module, result, timer, "standby")
+            result["promoted_at_lsn"] = scalar(conn, "SELECT pg_last_wal_replay_lsn()::text")
+            promote_and_wait(conn, params["wait_timeout"])
+            timer.mark("promoted")
+            result["unfenced"] = ensure_writable(conn)
+            timer.mark("writable")
+            if params["checkpoint"]:
+                conn.execute("CHECKPOINT")
+            timer.mark("checkpoint")
+            result["timeline"] = timeline(conn, False)
+            result["role"] = "primary"
+    except PostgresError as exc:
+        module.fail_json(msg=str(exc), **result)
+    finish(module, result, timer, "standby")
+
+
+def finish(module, result, timer, role_before):
+    result["timings"] = dict(
+        catchup=timer.since_start("caught_up") if "caught_up" in timer.marks else None,
+        promote=timer.between("caught_up", "promoted"),
+        writable=timer.between("promoted", "writable"),
+        checkpoint=timer.between("writable", "checkpoint"),
+        total=timer.since_start(),
+    )
+    if module._diff:
+        result["diff"] = dict(before=dict(role=role_before), after=dict(role=result["role"]))
+    module.exit_json(**result)
+
+
+if __name__ == "__main__":
+    main()
