@@ -29,9 +29,15 @@ def main(argv: list[str] | None = None) -> int:
     down.add_argument("--keep-data", action="store_true", help="stop, but keep data directories")
     status = sub.add_parser("status", help="show each component, its role, address and lag")
     status.add_argument("--json", action="store_true", help="machine-readable output")
+    sub.add_parser("inventory", help="print the Ansible inventory of this lab (YAML)")
     args = parser.parse_args(argv)
 
     lab = Lab()
+    if args.command == "inventory":
+        from lab.inventory import dump
+
+        print(dump(lab.config), end="")
+        return 0
     try:
         if args.command == "up":
             lab.up()

@@ -6,7 +6,6 @@ Component subclass (see postgresql.py) and naming it in topology.py.
 
 from __future__ import annotations
 
-import hashlib
 import json
 import os
 import pwd
@@ -54,13 +53,12 @@ class LabConfig:
 
 
 def default_state_dir() -> str:
-    """One state directory per checkout and user, in a place the lab user can traverse.
+    """Where the lab's servers keep their files (FAILSAFE_LAB_DIR overrides).
 
-    A checkout under /root (mode 700) cannot be entered by the unprivileged server user, so the
-    servers' files live under the system temporary directory, named after the checkout.
+    Not inside the checkout: a checkout under /root (mode 700) cannot be entered by the
+    unprivileged server user. inventories/lab names the same directory.
     """
-    digest = hashlib.sha1(str(REPO_ROOT).encode()).hexdigest()[:8]
-    return os.path.join("/var/tmp", f"failsafe-lab-{os.getuid()}-{digest}")
+    return "/var/tmp/failsafe-lab"
 
 
 class Runner:

@@ -1,0 +1,109 @@
+"""A client that writes continuously through a switchover, as an application would.
+
+It connects with a multi-host connection string and target_session_attrs=read-write (libpq
+then picks whichever server accepts writes), inserts one row per transaction in autocommit,
+and remembers every row the server acknowledged. Afterwards `verify` counts which acknowledged
+rows the new primary has, and `report` gives the longest time without a successful commit.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from dataclasses import dataclass, field
+
+import psycopg
+
+TABLE = "failsafe_writer"
+
+
+@dataclass
+class WriterReport:
+    acknowledged: int
+    failed_attempts: int
+    max_gap_seconds: float
+    lost: int
+    missing_ids: list = field(default_factory=list)
+
+    def as_dict(self) -> dict:
+        return {
+            "acknowledged_rows": self.acknowledged,
+            "failed_attempts": self.failed_attempts,
+            "write_outage_seconds": round(self.max_gap_seconds, 4),
+            "rows_lost": self.lost,
+            "missing_ids": self.missing_ids[:20],
+        }
+
+
+class Writer:
+    def __init__(self, hosts: list[tuple[str, int]], user: str, password: str,
+                 dbname: str = "postgres", run_id: str = "run") -> None:
+        host_list = ",".join(h for h, _ in hosts)
+        port_list = ",".join(str(p) for _, p in hosts)
+        self.conninfo = (f"host={host_list} port={port_list} user={user} password={password} "
+                         f"dbname={dbname} target_session_attrs=read-write connect_timeout=2 "
+                         "application_name=failsafe_writer")
+        self.run_id = run_id
+        self.acked: list[int] = []
+        self.ack_times: list[float] = []
+        self.failures = 0
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+
+    def prepare(self) -> None:
+        with psycopg.connect(self.conninfo, autocommit=True) as conn:
+            conn.execute(f"CREATE TABLE IF NOT EXISTS {TABLE} (id bigint PRIMARY KEY, "
+                         "run_id text NOT NULL, written_at timestamptz DEFAULT clock_timestamp())")
+
+    def start(self) -> None:
+        self.prepare()
+        self._thread = threading.Thread(target=self._loop, name="failsafe-writer", daemon=True)
+        self._thread.start()
+        # Let it write a little before anything happens.
+        deadline = time.monotonic() + 5
+        while not self.acked and time.monotonic() < deadline:
+            time.sleep(0.01)
+
+    def stop(self) -> None:
+        self._stop.set()
+        if self._thread:
+            self._thread.join(timeout=10)
+
+    def _loop(self) -> None:
+        next_id = int(time.time() * 1000) * 1000
+        conn = None
+        while not self._stop.is_set():
+            try:
+                if conn is None:
+                    conn = psycopg.connect(self.conninfo, autocommit=True)
+                next_id += 1
+                conn.execute(f"INSERT INTO {TABLE} (id, run_id) VALUES (%s, %s)",
+                             (next_id, self.run_id))
+                self.acked.append(next_id)
+                self.ack_times.append(time.monotonic())
+                time.sleep(0.001)
+            except psycopg.Error:
+                self.failures += 1
+                if conn is not None:
+                    try:
+                        conn.close()
+                    except psycopg.Error:
+                        pass
+                conn = None
+                time.sleep(0.002)
+        if conn is not None:
+            conn.close()
+
+    def max_gap(self) -> float:
+        gaps = [b - a for a, b in zip(self.ack_times, self.ack_times[1:])]
+        return max(gaps) if gaps else 0.0
+
+    def verify(self) -> WriterReport:
+        """Which acknowledged rows the current primary holds."""
+        with psycopg.connect(self.conninfo, autocommit=True) as conn:
+            present = {row[0] for row in conn.execute(
+                f"SELECT id FROM {TABLE} WHERE run_id = %s", (self.run_id,))}
+        missing = [i for i in self.acked if i not in present]
+        return WriterReport(acknowledged=len(self.acked), failed_attempts=self.failures,
+                            max_gap_seconds=self.max_gap(), lost=len(missing),
+                            missing_ids=missing)
