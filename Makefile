@@ -37,7 +37,7 @@ lab-status: venv
 	$(PY) -m lab status
 
 demo: deps
-	$(PY) -m demo
+	$(PY) -m lab.demo
 
 unit: venv
 	$(PY) -m pytest tests/unit -q

@@ -140,7 +140,8 @@ hot_standby = on
 hot_standby_feedback = on
 archive_mode = on
 archive_command = 'test ! -f {archive}/%f && cp %p {archive}/%f'
-restore_command = 'cp {archive}/%f %p'
+# No restore_command: standbys stream through slots, and a restore_command costs every
+# promotion ~0.1 s while the startup process probes the archive (docs/field-notes.md).
 checkpoint_timeout = 5min
 log_line_prefix = '%m [%p] {self.region} '
 """

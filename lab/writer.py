@@ -94,8 +94,12 @@ class Writer:
         if conn is not None:
             conn.close()
 
-    def max_gap(self) -> float:
-        gaps = [b - a for a, b in zip(self.ack_times, self.ack_times[1:])]
+    def max_gap(self, start: float | None = None, end: float | None = None) -> float:
+        """Longest time between two acknowledged commits, optionally only gaps that overlap
+        the window [start, end] (monotonic clock)."""
+        times = list(self.ack_times)
+        gaps = [b - a for a, b in zip(times, times[1:])
+                if (start is None or b >= start) and (end is None or a <= end)]
         return max(gaps) if gaps else 0.0
 
     def verify(self) -> WriterReport:
