@@ -33,15 +33,37 @@ def conninfo_string(**fields):
 
 
 def quote_setting(value):
-    """postgresql.conf string literal: single quotes, embedded quotes doubled."""
-    return "'" + str(value).replace("'", "''") + "'"
+    """postgresql.conf string literal as ALTER SYSTEM writes it: quotes and backslashes doubled."""
+    return "'" + str(value).replace("\\", "\\\\").replace("'", "''") + "'"
+
+
+_ESCAPES = {"b": "\b", "f": "\f", "n": "\n", "r": "\r", "t": "\t"}
 
 
 def unquote_setting(raw):
+    """The value of a postgresql.conf literal: '' and backslash escapes undone."""
     raw = raw.strip()
-    if len(raw) >= 2 and raw[0] == "'" and raw[-1] == "'":
-        return raw[1:-1].replace("''", "'").replace("\\'", "'")
-    return raw
+    if len(raw) < 2 or raw[0] != "'" or raw[-1] != "'":
+        return raw
+    body, out, i = raw[1:-1], [], 0
+    while i < len(body):
+        char = body[i]
+        if char == "'" and body[i + 1:i + 2] == "'":
+            out.append("'")
+            i += 2
+        elif char == "\\" and i + 1 < len(body):
+            nxt = body[i + 1]
+            if nxt in "01234567":
+                digits = re.match(r"[0-7]{1,3}", body[i + 1:]).group(0)
+                out.append(chr(int(digits, 8)))
+                i += 1 + len(digits)
+                continue
+            out.append(_ESCAPES.get(nxt, nxt))
+            i += 2
+        else:
+            out.append(char)
+            i += 1
+    return "".join(out)
 
 
 def parse_auto_conf(text):
@@ -72,16 +94,16 @@ def render_auto_conf(settings):
 
 
 def merge_settings(current, updates, remove=()):
-    """Replace or append `updates`, drop `remove`; the last occurrence of a name wins."""
+    """Replace or append `updates`, drop `remove`; of duplicate names the last value wins
+    (as in PostgreSQL), kept at the place of the first."""
     wanted = dict((k.lower(), v) for k, v in updates.items())
     dropped = set(name.lower() for name in remove)
+    last = dict(current)
     merged, seen = [], set()
-    for name, value in current:
+    for name, _value in current:
         if name in dropped or name in seen:
             continue
-        if name in wanted:
-            value = wanted[name]
-        merged.append((name, value))
+        merged.append((name, wanted.get(name, last[name])))
         seen.add(name)
     for name, value in wanted.items():
         if name not in seen:

@@ -10,6 +10,7 @@ from __future__ import absolute_import, division, print_function
 
 __metaclass__ = type
 
+import re
 import time
 import traceback
 
@@ -96,23 +97,76 @@ def describe(peer):
     return "%s:%s" % (peer["host"], peer["port"])
 
 
+# libpq texts that mean "no server is serving there"; anything else (authentication, pg_hba,
+# too many clients, ...) comes from a live server and must never pass for a dead one.
+_UNREACHABLE_MARKERS = (
+    "connection refused",
+    "timeout expired",
+    "no route to host",
+    "network is unreachable",
+    "server closed the connection unexpectedly",
+    "the database system is starting up",
+    "the database system is shutting down",
+    "the database system is in recovery mode",
+    "connection timed out",
+)
+_LIVE_SERVER_MARKERS = (
+    "password authentication failed",
+    "no password supplied",
+    "pg_hba.conf",
+    "too many clients",
+    "remaining connection slots",
+    "does not exist",
+    "permission denied",
+    "authentication failed",
+    "certificate",
+    "ssl",
+)
+
+
+def _error_text(exc):
+    return str(exc).strip() or exc.__class__.__name__
+
+
+def is_unreachable(exc):
+    """True only when every attempt libpq reports failed for a network/no-server reason."""
+    lowered = _error_text(exc).lower()
+    if any(marker in lowered for marker in _LIVE_SERVER_MARKERS):
+        return False
+    return any(marker in lowered for marker in _UNREACHABLE_MARKERS)
+
+
 def explain_connect_error(peer, exc):
     """Map a driver error to a message that says what was wrong and what to do."""
-    text = str(exc).strip().splitlines()[0] if str(exc).strip() else exc.__class__.__name__
+    full = _error_text(exc)
+    lowered = full.lower()
+    text = full.splitlines()[0].strip()
     where = "%s as user %s" % (describe(peer), peer["user"])
-    lowered = text.lower()
     if "password authentication failed" in lowered or "no password supplied" in lowered:
         return ("authentication failed at %s: check the user and password "
                 "(the password was not shown)" % where)
+    if "pg_hba.conf" in lowered:
+        return ("the server at %s refused the connection by its pg_hba.conf: allow this host "
+                "and user there, or check the user: %s" % (where, text))
     if "does not exist" in lowered and "database" in lowered:
         return "database %s does not exist at %s: set the db option" % (peer["db"], where)
-    if "connection refused" in lowered or "timeout expired" in lowered or "could not" in lowered:
+    if "too many clients" in lowered or "remaining connection slots" in lowered:
+        return ("the server at %s is up but has no free connection slot: %s (terminate idle "
+                "sessions or raise max_connections)" % (where, text))
+    if is_unreachable(exc):
         return "cannot reach PostgreSQL at %s: %s" % (where, text)
     return "cannot connect to PostgreSQL at %s: %s" % (where, text)
 
 
 def connect(peer, autocommit=True, application_name="failsafe.datastores"):
     """Open a connection to one server; raise PostgresError with a clear message."""
+    try:
+        return _connect(peer, autocommit, application_name)
+    except psycopg.Error as exc:
+        raise PostgresError(explain_connect_error(peer, exc))
+
+
+def _connect(peer, autocommit=True, application_name="failsafe.datastores"):
     kwargs = dict(
         host=peer["host"],
         port=peer["port"],
@@ -128,38 +182,36 @@ def connect(peer, autocommit=True, application_name="failsafe.datastores"):
         kwargs["password"] = peer["password"]
     if peer.get("ca_cert"):
         kwargs["sslrootcert"] = peer["ca_cert"]
-    try:
-        return psycopg.connect(**kwargs)
-    except psycopg.Error as exc:
-        raise PostgresError(explain_connect_error(peer, exc))
+    return psycopg.connect(**kwargs)
 
 
 def try_connect(peer, application_name="failsafe.datastores"):
-    """(connection, None) or (None, reason) when the server cannot be reached at all.
+    """(connection, None) or (None, reason) when no server answers there at all.
 
-    Authentication errors are not 'unreachable': they are raised, so that a wrong password
-    is never mistaken for a dead primary.
+    A live server that refuses us (authentication, pg_hba.conf, no free slot) raises, so that
+    it is never mistaken for a dead primary.
     """
     try:
-        return connect(peer, application_name=application_name), None
-    except PostgresError as exc:
-        if "authentication failed" in str(exc) or "does not exist" in str(exc):
-            raise
-        return None, str(exc)
+        return _connect(peer, application_name=application_name), None
+    except psycopg.Error as exc:
+        if is_unreachable(exc):
+            return None, explain_connect_error(peer, exc)
+        raise PostgresError(explain_connect_error(peer, exc))
 
 
 # LSN arithmetic -----------------------------------------------------------------------------
+
+_LSN = re.compile(r"^([0-9A-Fa-f]{1,8})/([0-9A-Fa-f]{1,8})$")
 
 def lsn_to_int(lsn):
     """'16/B374D848' -> 0x16B374D848. None stays None."""
     if lsn is None:
         return None
     text = str(lsn)
-    try:
-        high, low = text.split("/")
-        return (int(high, 16) << 32) + int(low, 16)
-    except ValueError:
+    match = _LSN.match(text)
+    if not match:
         raise ValueError("not a PostgreSQL LSN: %r" % (text,))
+    return (int(match.group(1), 16) << 32) + int(match.group(2), 16)
 
 
 def int_to_lsn(value):
@@ -242,16 +294,14 @@ def iso(value):
     return value.isoformat() if value is not None else None
 
 
+_PASSWORD_IN_CONNINFO = re.compile(r"(password\s*=\s*)('(?:[^'\\]|\\.)*'|\S+)")
+
+
 def mask_conninfo(conninfo):
-    """Hide password=... in a connection string (the server masks it too; belt and braces)."""
+    """Hide password=... in a connection string, quoted values included."""
     if not conninfo:
         return conninfo
-    out = []
-    for part in conninfo.split():
-        if part.startswith("password="):
-            part = "password=********"
-        out.append(part)
-    return " ".join(out)
+    return _PASSWORD_IN_CONNINFO.sub(r"\1********", conninfo)
 
 
 def replication_facts(conn):

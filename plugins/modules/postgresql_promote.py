@@ -203,8 +203,12 @@ def decide(params, facts, old, check_mode):
         seconds_since_last_replay=facts["seconds_since_last_replay"],
     )
     if not params["accept_data_loss"]:
-        why = ("the old primary is unreachable (%s)" % old.get("unreachable_reason")
-               if params["primary"] is not None else "no primary connection was given")
+        if params["primary"] is None:
+            why = "no primary connection was given"
+        elif old["reachable"]:
+            why = "the old primary at %s is itself a standby" % old["address"]
+        else:
+            why = "the old primary is unreachable (%s)" % old.get("unreachable_reason")
         raise PostgresError(
             "%s, so the data loss of this promotion cannot be measured. Nothing was changed. "
             "If this is an emergency failover, set accept_data_loss=true (the estimate is "

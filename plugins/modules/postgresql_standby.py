@@ -21,7 +21,7 @@ description:
     C(primary_conninfo) and C(primary_slot_name) -> create the slot on the primary -> start ->
     wait until the WAL receiver streams."
   - A node that already streams from O(primary) is left alone (changed=false).
-  - A running node that is a writable primary is refused unless O(force=true): converting it
+  - A running node that is a writable primary is refused unless O(force=true); converting it
     would discard whatever it accepted since it diverged. Fence it first, or confirm.
   - Runs on the node's host. C(pg_ctl), C(pg_rewind) and C(pg_basebackup) run as the owner of
     O(data_dir) (through C(runuser) when the module runs as root).

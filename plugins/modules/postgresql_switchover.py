@@ -21,7 +21,7 @@ description:
     and poll every 2 ms -> reset an inherited fence on the new primary -> C(CHECKPOINT) (after
     writes resume, so that C(pg_rewind) of the old primary works at once)."
   - If the standby does not catch up within O(catchup_timeout), the primary is unfenced and the
-    task fails: nothing is lost, the old primary takes writes again.
+    task fails; nothing is lost, the old primary takes writes again.
   - The old primary stays fenced; turn it into a standby of the new one with
     M(failsafe.datastores.postgresql_standby).
   - Running it again after a switchover reports changed=false. A pair with two writable
@@ -178,6 +178,10 @@ PLAN = [
 
 def checks(params, primary, standby, p_addr, s_addr):
     """Everything that must hold before the fence. Returns 'switch' or 'done'."""
+    if primary["system_identifier"] != standby["system_identifier"]:
+        raise PostgresError(
+            "%s and %s belong to different clusters (system identifiers %s and %s)"
+            % (p_addr, s_addr, primary["system_identifier"], standby["system_identifier"]))
     if standby["role"] == "primary":
         if primary["role"] == "standby" or primary["read_only"]:
             return "done"
@@ -189,10 +193,6 @@ def checks(params, primary, standby, p_addr, s_addr):
         raise PostgresError(
             "%s is not a primary (it is in recovery) and %s is a standby: check the primary "
             "option" % (p_addr, s_addr))
-    if primary["system_identifier"] != standby["system_identifier"]:
-        raise PostgresError(
-            "%s and %s belong to different clusters (system identifiers %s and %s)"
-            % (p_addr, s_addr, primary["system_identifier"], standby["system_identifier"]))
     receiver = standby["wal_receiver"]
     if not receiver or receiver["status"] != "streaming":
         raise PostgresError(

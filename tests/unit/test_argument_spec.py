@@ -1,0 +1,178 @@
+# -*- coding: utf-8 -*-
+# Copyright: failsafe.datastores contributors
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+"""Argument handling of every module, with the real AnsibleModule (ansible-core's
+patch_module_args); the modules exit before they would connect anywhere."""
+
+from __future__ import annotations
+
+import json
+import re
+from pathlib import Path
+
+import pytest
+
+MODULE_NAMES = sorted(p.stem for p in (Path(__file__).resolve().parents[2] / "plugins" / "modules").glob("*.py")
+                      if not p.name.startswith("_"))
+
+# The smallest valid arguments of each module: exactly its required options.
+MINIMAL = {
+    "postgresql_promote": {"login_host": "pg-west"},
+    "postgresql_read_only": {"login_host": "pg-east", "read_only": True},
+    "postgresql_replication_info": {"login_host": "pg-east"},
+    "postgresql_standby": {"login_host": "pg-east", "primary": {"host": "pg-west"},
+                           "data_dir": "/var/lib/postgresql/15/main"},
+    "postgresql_switchover": {"primary": {"host": "pg-east"}, "standby": {"host": "pg-west"}},
+}
+
+# Where each module takes a secret: a path of option names.
+SECRETS = {
+    "postgresql_promote": [("login_password",), ("primary", "password")],
+    "postgresql_read_only": [("login_password",)],
+    "postgresql_replication_info": [("login_password",)],
+    "postgresql_standby": [("login_password",), ("primary", "password"), ("replication_password",)],
+    "postgresql_switchover": [("primary", "password"), ("standby", "password")],
+}
+
+SECRET_NAME = re.compile(r"pass(word|wd)?$|secret|token", re.IGNORECASE)
+
+
+def with_secrets(name, args):
+    """`args` with a distinct secret value at every secret option of the module."""
+    args = json.loads(json.dumps(args))
+    values = []
+    for number, path in enumerate(SECRETS[name]):
+        value = "s3cr3t-%d-%s" % (number, "-".join(path))
+        node = args
+        for key in path[:-1]:
+            node = node.setdefault(key, {"host": "pg-%s" % key})
+        node[path[-1]] = value
+        values.append(value)
+    return args, values
+
+
+def walk(spec, prefix=()):
+    for option, definition in spec.items():
+        yield prefix + (option,), definition
+        if definition.get("options"):
+            yield from walk(definition["options"], prefix + (option,))
+
+
+def test_every_module_is_covered():
+    assert sorted(MINIMAL) == MODULE_NAMES
+    assert sorted(SECRETS) == MODULE_NAMES
+
+
+@pytest.mark.parametrize("name", MODULE_NAMES)
+def test_required_options(name, argument_spec):
+    spec = argument_spec(name)
+    assert {k for k, v in spec.items() if v.get("required")} == set(MINIMAL[name])
+
+
+@pytest.mark.parametrize("name", MODULE_NAMES)
+def test_no_arguments_names_every_missing_option(name, run_module):
+    code, result = run_module(name, {})
+    assert code == 1 and result["failed"] is True
+    assert result["msg"] == "missing required arguments: %s" % ", ".join(sorted(MINIMAL[name]))
+
+
+@pytest.mark.parametrize("name, option", [(n, o) for n in MODULE_NAMES for o in MINIMAL[n]])
+def test_each_missing_required_option_fails_clearly(name, option, run_module):
+    args = dict(MINIMAL[name])
+    del args[option]
+    code, result = run_module(name, args)
+    assert code == 1
+    assert result["msg"] == "missing required arguments: %s" % option
+
+
+@pytest.mark.parametrize("name, peer", [("postgresql_switchover", "primary"),
+                                        ("postgresql_switchover", "standby"),
+                                        ("postgresql_standby", "primary"),
+                                        ("postgresql_promote", "primary")])
+def test_peer_without_host_fails_clearly(name, peer, run_module):
+    args = dict(MINIMAL[name])
+    args[peer] = {"port": 5433}
+    code, result = run_module(name, args)
+    assert code == 1
+    assert result["msg"] == "missing required arguments: host found in %s" % peer
+
+
+@pytest.mark.parametrize("name", MODULE_NAMES)
+def test_minimal_arguments_are_valid_and_defaults_apply(name, build_module):
+    module = build_module(name, MINIMAL[name])
+    params = module.params
+    for key, value in MINIMAL[name].items():
+        if isinstance(value, dict):
+            assert params[key]["host"] == value["host"]
+            assert params[key]["port"] == 5432 and params[key]["user"] == "postgres"
+            assert params[key]["ssl_mode"] == "prefer" and params[key]["password"] is None
+        else:
+            assert params[key] == value
+    if "login_host" in params:
+        assert params["login_port"] == 5432 and params["login_db"] == "postgres"
+    assert module.check_mode is False
+
+
+@pytest.mark.parametrize("name", MODULE_NAMES)
+def test_bad_choice_and_type_are_refused(name, run_module):
+    args = json.loads(json.dumps(MINIMAL[name]))
+    target = args if "login_host" in args else args["primary"]
+    target["ssl_mode"] = "bogus"
+    code, result = run_module(name, args)
+    assert code == 1
+    assert "must be one of: allow, disable, prefer, require, verify-ca, verify-full, got: bogus" \
+        in result["msg"]
+    args = json.loads(json.dumps(MINIMAL[name]))
+    target = args if "login_host" in args else args["standby"]
+    target["login_port" if "login_host" in args else "port"] = "five"
+    code, result = run_module(name, args)
+    assert code == 1 and "cannot be converted to an int" in result["msg"]
+
+
+def test_promote_refuses_negative_max_lag_bytes(run_module):
+    code, result = run_module("postgresql_promote", dict(MINIMAL["postgresql_promote"], max_lag_bytes=-1))
+    assert code == 1
+    assert result["msg"] == "max_lag_bytes must be 0 or more, got -1"
+
+
+# Secrets -------------------------------------------------------------------------------------------
+
+@pytest.mark.parametrize("name", MODULE_NAMES)
+def test_secret_options_are_no_log(name, argument_spec):
+    spec = argument_spec(name)
+    for path in SECRETS[name]:
+        node = spec[path[0]]
+        for key in path[1:]:
+            node = node["options"][key]
+        assert node.get("no_log") is True, "%s: %s is not no_log" % (name, ".".join(path))
+
+
+@pytest.mark.parametrize("name", MODULE_NAMES)
+def test_every_secret_looking_option_is_no_log(name, argument_spec):
+    """Any option (or sub-option) named like a secret: catches the next one someone adds."""
+    found = []
+    for path, definition in walk(argument_spec(name)):
+        if SECRET_NAME.search(path[-1]):
+            found.append(path)
+            assert definition.get("no_log") is True, "%s: %s" % (name, ".".join(path))
+    assert sorted(found) == sorted(SECRETS[name])
+
+
+@pytest.mark.parametrize("name", MODULE_NAMES)
+def test_secrets_are_registered_for_masking(name, build_module):
+    args, values = with_secrets(name, MINIMAL[name])
+    module = build_module(name, args)
+    for value in values:
+        assert value in module.no_log_values
+
+
+@pytest.mark.parametrize("name", MODULE_NAMES)
+def test_secrets_never_reach_the_output(name, run_module):
+    args, values = with_secrets(name, MINIMAL[name])
+    args["not_an_option"] = True  # make the module fail after reading everything
+    code, result = run_module(name, args)
+    assert code == 1 and "not_an_option" in result["msg"]
+    text = json.dumps(result)
+    assert "VALUE_SPECIFIED_IN_NO_LOG_PARAMETER" in text  # the arguments are echoed, masked
+    for value in values:
+        assert value not in text
