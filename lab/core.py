@@ -98,7 +98,7 @@ class Runner:
         full_env = dict(os.environ, **(env or {}))
         proc = subprocess.run(
             self.argv(argv), env=full_env, capture_output=True, text=True, timeout=timeout,
-            cwd="/",
+            cwd="/", check=False,
         )
         if check and proc.returncode != 0:
             raise LabError(
@@ -173,7 +173,8 @@ class Component:
     def up(self) -> None:
         raise NotImplementedError
 
-    def down(self) -> None:
+    def down(self, purge: bool = False) -> None:
+        """Stop the server; `purge` says its data is thrown away next (no clean shutdown needed)."""
         raise NotImplementedError
 
     def status(self) -> dict:
@@ -223,7 +224,7 @@ class Lab:
         errors = []
         for comp in reversed(self.components):
             try:
-                comp.down()
+                comp.down(purge=not keep_data)
             except Exception as exc:  # keep stopping the others
                 errors.append(f"{comp.name}: {exc}")
         if not keep_data and self.config.state_dir.exists():

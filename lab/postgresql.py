@@ -223,14 +223,14 @@ host    replication  all   127.0.0.0/8    scram-sha-256
                     )
                 )
 
-    def down(self) -> None:
+    def down(self, purge: bool = False) -> None:
         pid = self.postmaster_pid()
         if pid is None:
             return
         if self.data_dir.exists():
             self.lab.runner.run(
-                [self.bin("pg_ctl"), "-D", str(self.config_dir), "-m", "fast", "-w", "-t", "20",
-                 "stop"],
+                [self.bin("pg_ctl"), "-D", str(self.config_dir), "-m",
+                 "immediate" if purge else "fast", "-w", "-t", "20", "stop"],
                 check=False, timeout=30,
             )
         if pid_alive(pid):
@@ -254,7 +254,7 @@ host    replication  all   127.0.0.0/8    scram-sha-256
                         "SELECT application_name, pg_wal_lsn_diff(pg_current_wal_lsn(), "
                         "replay_lsn)::bigint FROM pg_stat_replication"
                     ).fetchall()
-                    info["standbys"] = {name: lag for name, lag in rows}
+                    info["standbys"] = dict(rows)
                 else:
                     info["role"] = "standby"
                     row = conn.execute(

@@ -8,42 +8,6 @@ from __future__ import absolute_import, division, print_function
 __metaclass__ = type
 
 
-_PEER_SUBOPTIONS = r'''
-    suboptions:
-      host:
-        description: Host name or address of the server.
-        type: str
-        required: true
-      port:
-        description: TCP port of the server.
-        type: int
-        default: 5432
-      user:
-        description: Role to connect as; a superuser (or a role with the needed privileges).
-        type: str
-        default: postgres
-      password:
-        description: Password of O(user). Never returned or logged.
-        type: str
-      db:
-        description: Database to connect to.
-        type: str
-        default: postgres
-      connect_timeout:
-        description: Seconds to wait for a connection.
-        type: int
-        default: 5
-      ssl_mode:
-        description: libpq C(sslmode).
-        type: str
-        default: prefer
-        choices: [allow, disable, prefer, require, verify-ca, verify-full]
-      ca_cert:
-        description: CA certificate file for O(ssl_mode=verify-ca) and O(ssl_mode=verify-full).
-        type: path
-'''
-
-
 class ModuleDocFragment(object):
 
     # The node the module acts on (flat login_* options).
@@ -92,7 +56,39 @@ options:
   primary:
     description: Connection to the primary server.
     type: dict
-''' + _PEER_SUBOPTIONS
+    suboptions:
+      host:
+        description: Host name or address of the server.
+        type: str
+        required: true
+      port:
+        description: TCP port of the server.
+        type: int
+        default: 5432
+      user:
+        description: Role to connect as; a superuser (or a role with the needed privileges).
+        type: str
+        default: postgres
+      password:
+        description: Password of O(primary.user). Never returned or logged.
+        type: str
+      db:
+        description: Database to connect to.
+        type: str
+        default: postgres
+      connect_timeout:
+        description: Seconds to wait for a connection.
+        type: int
+        default: 5
+      ssl_mode:
+        description: libpq C(sslmode).
+        type: str
+        default: prefer
+        choices: [allow, disable, prefer, require, verify-ca, verify-full]
+      ca_cert:
+        description: CA certificate file for O(primary.ssl_mode=verify-ca) and O(primary.ssl_mode=verify-full).
+        type: path
+'''
 
     # The primary, when the module cannot work without it.
     PRIMARY_REQUIRED = r'''
@@ -101,7 +97,39 @@ options:
     description: Connection to the primary server.
     type: dict
     required: true
-''' + _PEER_SUBOPTIONS
+    suboptions:
+      host:
+        description: Host name or address of the server.
+        type: str
+        required: true
+      port:
+        description: TCP port of the server.
+        type: int
+        default: 5432
+      user:
+        description: Role to connect as; a superuser (or a role with the needed privileges).
+        type: str
+        default: postgres
+      password:
+        description: Password of O(primary.user). Never returned or logged.
+        type: str
+      db:
+        description: Database to connect to.
+        type: str
+        default: postgres
+      connect_timeout:
+        description: Seconds to wait for a connection.
+        type: int
+        default: 5
+      ssl_mode:
+        description: libpq C(sslmode).
+        type: str
+        default: prefer
+        choices: [allow, disable, prefer, require, verify-ca, verify-full]
+      ca_cert:
+        description: CA certificate file for O(primary.ssl_mode=verify-ca) and O(primary.ssl_mode=verify-full).
+        type: path
+'''
 
     # The standby, as a dict.
     STANDBY = r'''
@@ -110,4 +138,36 @@ options:
     description: Connection to the standby server.
     type: dict
     required: true
-''' + _PEER_SUBOPTIONS
+    suboptions:
+      host:
+        description: Host name or address of the server.
+        type: str
+        required: true
+      port:
+        description: TCP port of the server.
+        type: int
+        default: 5432
+      user:
+        description: Role to connect as; a superuser (or a role with the needed privileges).
+        type: str
+        default: postgres
+      password:
+        description: Password of O(standby.user). Never returned or logged.
+        type: str
+      db:
+        description: Database to connect to.
+        type: str
+        default: postgres
+      connect_timeout:
+        description: Seconds to wait for a connection.
+        type: int
+        default: 5
+      ssl_mode:
+        description: libpq C(sslmode).
+        type: str
+        default: prefer
+        choices: [allow, disable, prefer, require, verify-ca, verify-full]
+      ca_cert:
+        description: CA certificate file for O(standby.ssl_mode=verify-ca) and O(standby.ssl_mode=verify-full).
+        type: path
+'''

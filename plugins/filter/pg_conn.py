@@ -23,7 +23,7 @@ _FIELDS = (
 )
 
 
-def pg_conn(host_vars):
+def pg_conn(host_vars, with_name=False):
     if not hasattr(host_vars, "get") or is_sequence(host_vars):
         raise AnsibleFilterError("pg_conn expects a host's variables (hostvars[HOST]), got %s"
                                  % type(host_vars).__name__)
@@ -32,6 +32,8 @@ def pg_conn(host_vars):
             "host %s has no failsafe_pg_host: set it in the inventory"
             % host_vars.get("inventory_hostname", "?"))
     conn = {}
+    if with_name:
+        conn["name"] = host_vars.get("inventory_hostname")
     for var, key in _FIELDS:
         value = host_vars.get(var)
         if value is not None and value != "":

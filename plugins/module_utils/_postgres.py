@@ -17,13 +17,11 @@ import traceback
 PSYCOPG_IMPORT_ERROR = None
 try:
     import psycopg
-    from psycopg import sql
     from psycopg.rows import dict_row
 
     HAS_PSYCOPG = True
 except ImportError:  # pragma: no cover - exercised by missing_required_lib
     psycopg = None
-    sql = None
     dict_row = None
     HAS_PSYCOPG = False
     PSYCOPG_IMPORT_ERROR = traceback.format_exc()
@@ -202,6 +200,7 @@ def try_connect(peer, application_name="failsafe.datastores"):
 # LSN arithmetic -----------------------------------------------------------------------------
 
 _LSN = re.compile(r"^([0-9A-Fa-f]{1,8})/([0-9A-Fa-f]{1,8})$")
+
 
 def lsn_to_int(lsn):
     """'16/B374D848' -> 0x16B374D848. None stays None."""
@@ -554,3 +553,40 @@ def ensure_writable(conn, timeout=10):
         return False
     set_read_only(conn, False, timeout)
     return True
+
+
+def loss_estimate(facts, primary_reachable=False):
+    """What a standby may miss when its primary cannot be asked.
+
+    `window_seconds_at_most` is the smaller of "since the standby last heard from the
+    primary" and "since it last replayed a commit": writes after that may be lost. It is an
+    upper bound (loose on an idle database); None when neither is known.
+    """
+    receiver = facts.get("wal_receiver") or {}
+    candidates = [v for v in (receiver.get("seconds_since_last_message"),
+                              facts.get("seconds_since_last_replay")) if v is not None]
+    return dict(
+        bytes=None,
+        primary_reachable=primary_reachable,
+        received_lsn=facts.get("received_lsn"),
+        replayed_lsn=facts.get("replayed_lsn"),
+        seconds_since_last_contact=receiver.get("seconds_since_last_message"),
+        seconds_since_last_replay=facts.get("seconds_since_last_replay"),
+        window_seconds_at_most=round(min(candidates), 3) if candidates else None,
+    )
+
+
+def promote_until_writable(conn, timer, timeout, checkpoint=True):
+    """Promote, reset an inherited fence, then CHECKPOINT once writes are accepted.
+
+    Marks 'promoted', 'writable' and 'checkpoint' on `timer`; returns whether a fence was reset.
+    """
+    promote_and_wait(conn, timeout)
+    timer.mark("promoted")
+    unfenced = ensure_writable(conn)
+    timer.mark("writable")
+    if checkpoint:
+        # After writes resume: pg_rewind of the old primary needs the new timeline's checkpoint.
+        conn.execute("CHECKPOINT")
+    timer.mark("checkpoint")
+    return unfenced

@@ -28,7 +28,7 @@ description:
   - A server that is already a primary is left alone (changed=false), after the same
     split-brain check.
 author:
-  - failsafe.datastores contributors
+  - Failsafe Datastores maintainers (@failsafe-datastores)
 extends_documentation_fragment:
   - failsafe.datastores.postgresql
   - failsafe.datastores.postgresql.PRIMARY
@@ -131,8 +131,9 @@ old_primary:
   type: dict
 data_loss:
   description: Loss estimate. C(bytes) when the primary was reachable; otherwise
-    C(bytes=null), C(received_lsn), C(seconds_since_last_contact) (time since the standby
-    last heard from the primary) and C(seconds_since_last_replay).
+    C(bytes=null), C(received_lsn), C(replayed_lsn), C(seconds_since_last_contact) (time since
+    the standby last heard from the primary), C(seconds_since_last_replay) and
+    C(window_seconds_at_most) (the smaller of the two, an upper bound of the lost window).
   returned: always
   type: dict
 unfenced:
@@ -160,10 +161,10 @@ from ansible_collections.failsafe.datastores.plugins.module_utils._postgres impo
     login_params,
     peer_option,
     probe_old_primary,
-    promote_and_wait,
+    loss_estimate,
+    promote_until_writable,
     replication_facts,
     scalar,
-    ensure_writable,
     split_brain_message,
     timeline,
     wait_replayed,
@@ -193,15 +194,7 @@ def decide(params, facts, old, check_mode):
                 % (facts["replayed_lsn"], old["flush_lsn"], lag, params["max_lag_bytes"],
                    " (replay is paused)" if facts["replay_paused"] else ""))
         return lag, loss
-    receiver = facts.get("wal_receiver") or {}
-    loss = dict(
-        bytes=None,
-        primary_reachable=bool(old["reachable"]),
-        received_lsn=facts["received_lsn"],
-        replayed_lsn=facts["replayed_lsn"],
-        seconds_since_last_contact=receiver.get("seconds_since_last_message"),
-        seconds_since_last_replay=facts["seconds_since_last_replay"],
-    )
+    loss = loss_estimate(facts, primary_reachable=bool(old["reachable"]))
     if not params["accept_data_loss"]:
         if params["primary"] is None:
             why = "no primary connection was given"
@@ -268,13 +261,8 @@ def main():
                 result["role"] = "primary"
                 finish(module, result, timer, "standby")
             result["promoted_at_lsn"] = scalar(conn, "SELECT pg_last_wal_replay_lsn()::text")
-            promote_and_wait(conn, params["wait_timeout"])
-            timer.mark("promoted")
-            result["unfenced"] = ensure_writable(conn)
-            timer.mark("writable")
-            if params["checkpoint"]:
-                conn.execute("CHECKPOINT")
-            timer.mark("checkpoint")
+            result["unfenced"] = promote_until_writable(conn, timer, params["wait_timeout"],
+                                                        params["checkpoint"])
             result["timeline"] = timeline(conn, False)
             result["role"] = "primary"
     except PostgresError as exc:

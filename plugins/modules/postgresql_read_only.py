@@ -21,7 +21,7 @@ description:
     C(SET default_transaction_read_only = off) or C(BEGIN READ WRITE); fence the application
     side too (scale writers down) where that matters.
 author:
-  - failsafe.datastores contributors
+  - Failsafe Datastores maintainers (@failsafe-datastores)
 extends_documentation_fragment:
   - failsafe.datastores.postgresql
   - failsafe.datastores.attributes

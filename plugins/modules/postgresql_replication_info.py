@@ -20,7 +20,7 @@ description:
     module exists.
   - Never changes anything.
 author:
-  - failsafe.datastores contributors
+  - Failsafe Datastores maintainers (@failsafe-datastores)
 extends_documentation_fragment:
   - failsafe.datastores.postgresql
   - failsafe.datastores.attributes

@@ -26,7 +26,7 @@ description:
   - Runs on the node's host. C(pg_ctl), C(pg_rewind) and C(pg_basebackup) run as the owner of
     O(data_dir) (through C(runuser) when the module runs as root).
 author:
-  - failsafe.datastores contributors
+  - Failsafe Datastores maintainers (@failsafe-datastores)
 extends_documentation_fragment:
   - failsafe.datastores.postgresql
   - failsafe.datastores.postgresql.PRIMARY_REQUIRED

@@ -30,7 +30,7 @@ description:
     they are covered only if flushed before the fence (PostgreSQL itself may lose them on a
     crash).
 author:
-  - failsafe.datastores contributors
+  - Failsafe Datastores maintainers (@failsafe-datastores)
 extends_documentation_fragment:
   - failsafe.datastores.postgresql.PRIMARY_REQUIRED
   - failsafe.datastores.postgresql.STANDBY
@@ -154,10 +154,9 @@ from ansible_collections.failsafe.datastores.plugins.module_utils._postgres impo
     connect,
     describe,
     ensure_driver,
-    ensure_writable,
     lsn_diff,
     peer_option,
-    promote_and_wait,
+    promote_until_writable,
     replication_facts,
     scalar,
     set_read_only,
@@ -292,14 +291,9 @@ def main():
             timer.mark("caught_up")
             promoting = True
             result["new_primary"]["promoted_at_lsn"] = replayed
-            promote_and_wait(sconn, params["promote_timeout"])
-            timer.mark("promoted")
-            result["unfenced"] = ensure_writable(sconn)
-            timer.mark("writable")
-            # The outage is over; what follows only prepares the rejoin.
-            if params["checkpoint"]:
-                sconn.execute("CHECKPOINT")
-            timer.mark("checkpoint")
+            # The outage ends at 'writable'; the checkpoint after it only prepares the rejoin.
+            result["unfenced"] = promote_until_writable(sconn, timer, params["promote_timeout"],
+                                                        params["checkpoint"])
             result["new_primary"]["timeline"] = timeline(sconn, False)
     except PostgresError as exc:
         state = ""

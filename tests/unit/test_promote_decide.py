@@ -158,7 +158,7 @@ def test_unreachable_with_accept_data_loss_reports_an_estimate():
     assert lag is None
     assert loss == dict(bytes=None, primary_reachable=False, received_lsn="0/3000100",
                         replayed_lsn="0/3000000", seconds_since_last_contact=2.25,
-                        seconds_since_last_replay=7.5)
+                        seconds_since_last_replay=7.5, window_seconds_at_most=2.25)
 
 
 def test_unreachable_without_wal_receiver():

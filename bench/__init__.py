@@ -1,0 +1,1 @@
+"""Switchover and failover benchmarks of failsafe.datastores (python -m bench)."""
