@@ -116,7 +116,8 @@ class Ansible:
             if on_start:
                 on_start(started)
             proc = subprocess.run(argv, cwd=REPO_ROOT, env=self.env(), stdin=subprocess.DEVNULL,
-                                  stdout=out, stderr=subprocess.STDOUT, timeout=PLAYBOOK_TIMEOUT)
+                                  stdout=out, stderr=subprocess.STDOUT, timeout=PLAYBOOK_TIMEOUT,
+                                  check=False)
             ended = time.monotonic()
         run = PlaybookRun(argv=argv, returncode=proc.returncode, started=started, ended=ended,
                           log_file=log_file)
@@ -173,7 +174,7 @@ def wait_healthy_pair(lab, timeout: float = 60.0):
                      if s.get("role") == "primary" and not s.get("read_only")]
         standbys = [n for n, s in states.values()
                     if s.get("role") == "standby" and s.get("streaming")]
-        last = {k: s for k, (_, s) in states.items()}
+        last = {k: s for k, (_node, s) in states.items()}
         if len(primaries) == 1 and len(standbys) == 1:
             pstate = states[primaries[0].name][1]
             sstate = states[standbys[0].name][1]
@@ -187,11 +188,8 @@ def wait_healthy_pair(lab, timeout: float = 60.0):
 # Writer helpers (read-only views over lab.writer.Writer's lists) -----------------------------
 
 def ack_snapshot(writer):
-    """(ids, times) of acknowledged commits, cut to equal length (the writer thread appends
-    the id before the time)."""
-    times = list(writer.ack_times)
-    ids = writer.acked[:len(times)]
-    return ids, times
+    """(ids, times) of acknowledged commits."""
+    return writer.snapshot()
 
 
 def first_ack_after(writer, t: float):
@@ -215,7 +213,7 @@ def wait_ack_after(writer, t: float, timeout: float = 30.0) -> float | None:
     """Block until the writer has acknowledged a commit after t; returns that time."""
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
-        ack, _ = first_ack_after(writer, t)
+        ack, _index = first_ack_after(writer, t)
         if ack is not None:
             return ack
         time.sleep(0.01)

@@ -42,7 +42,7 @@ def inventory_host(node) -> str:
 
 def gap_start(writer, start: float, end: float):
     """Where the longest gap overlapping [start, end] begins (same rule as Writer.max_gap)."""
-    _, times = ack_snapshot(writer)
+    _ids, times = ack_snapshot(writer)
     best, at = 0.0, None
     for a, b in zip(times, times[1:]):
         if b >= start and a <= end and b - a > best:
@@ -63,7 +63,7 @@ class LossTracker:
         self.missing: set = set()
 
     def new_losses(self) -> list:
-        ids, _ = ack_snapshot(self.writer)
+        ids, _times = ack_snapshot(self.writer)
         before = set(ids)
         report = self.writer.verify()
         missing = {i for i in report.missing_ids if i in before}

@@ -99,6 +99,11 @@ class Writer:
         if conn is not None:
             conn.close()
 
+    def snapshot(self) -> tuple[list[int], list[float]]:
+        """(ids, monotonic times) of the commits acknowledged so far, of equal length."""
+        with self._lock:
+            return list(self.acked), list(self.ack_times)
+
     def max_gap(self, start: float | None = None, end: float | None = None) -> float:
         """Longest time between two acknowledged commits, optionally only gaps that overlap
         the window [start, end] (monotonic clock)."""
