@@ -134,6 +134,8 @@ data_loss:
     C(bytes=null), C(received_lsn), C(replayed_lsn), C(seconds_since_last_contact) (time since
     the standby last heard from the primary), C(seconds_since_last_replay) and
     C(window_seconds_at_most) (the smaller of the two, an upper bound of the lost window).
+    C(already_primary=true) and C(bytes=null) when the server was a primary already (what an
+    earlier promotion lost is not known here).
   returned: always
   type: dict
 unfenced:
@@ -239,8 +241,10 @@ def main():
                         and old["role"] == "primary" and not old["read_only"] \
                         and old.get("system_identifier") == facts["system_identifier"]:
                     raise PostgresError(split_brain_message(old, already=True))
+                # What an earlier promotion lost is not known here: say so, not "0".
                 result.update(role="primary", timeline=facts["timeline"],
-                              data_loss=dict(bytes=0, primary_reachable=old["reachable"]))
+                              data_loss=dict(bytes=None, primary_reachable=old["reachable"],
+                                             already_primary=True))
                 finish(module, result, timer, "primary")
             if old["reachable"] and old.get("system_identifier") not in (
                     None, facts["system_identifier"]):
