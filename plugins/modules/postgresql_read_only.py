@@ -14,7 +14,7 @@ version_added: 0.1.0
 description:
   - Fencing sets C(default_transaction_read_only) with C(ALTER SYSTEM), reloads the
     configuration and waits until the new value is in force, then (by default) terminates the
-    client sessions opened before the reload: idle ones pick the new default up at their next
+    client sessions opened before the reload. Idle ones pick the new default up at their next
     command, but one inside an open transaction, or one that set the value itself, could
     still write. It reports every session it terminated.
   - Lifting the fence resets the setting and reloads.

@@ -17,6 +17,7 @@ MODULE_NAMES = sorted(p.stem for p in (Path(__file__).resolve().parents[2] / "pl
 
 # The smallest valid arguments of each module: exactly its required options.
 MINIMAL = {
+    "postgresql_failover": {"nodes": [{"name": "pg-east", "host": "pg-east"}]},
     "postgresql_promote": {"login_host": "pg-west"},
     "postgresql_read_only": {"login_host": "pg-east", "read_only": True},
     "postgresql_replication_info": {"login_host": "pg-east"},
@@ -27,6 +28,7 @@ MINIMAL = {
 
 # Where each module takes a secret: a path of option names.
 SECRETS = {
+    "postgresql_failover": [("nodes", "password")],
     "postgresql_promote": [("login_password",), ("primary", "password")],
     "postgresql_read_only": [("login_password",)],
     "postgresql_replication_info": [("login_password",)],
@@ -46,6 +48,8 @@ def with_secrets(name, args):
         node = args
         for key in path[:-1]:
             node = node.setdefault(key, {"host": "pg-%s" % key})
+            if isinstance(node, list):  # a list of dicts (nodes=): its first element
+                node = node[0]
         node[path[-1]] = value
         values.append(value)
     return args, values
@@ -102,6 +106,8 @@ def test_minimal_arguments_are_valid_and_defaults_apply(name, build_module):
     module = build_module(name, MINIMAL[name])
     params = module.params
     for key, value in MINIMAL[name].items():
+        if isinstance(value, list):
+            value, params = value[0], dict(params, **{key: params[key][0]})
         if isinstance(value, dict):
             assert params[key]["host"] == value["host"]
             assert params[key]["port"] == 5432 and params[key]["user"] == "postgres"
@@ -116,14 +122,14 @@ def test_minimal_arguments_are_valid_and_defaults_apply(name, build_module):
 @pytest.mark.parametrize("name", MODULE_NAMES)
 def test_bad_choice_and_type_are_refused(name, run_module):
     args = json.loads(json.dumps(MINIMAL[name]))
-    target = args if "login_host" in args else args["primary"]
+    target = args if "login_host" in args else (args.get("primary") or args["nodes"][0])
     target["ssl_mode"] = "bogus"
     code, result = run_module(name, args)
     assert code == 1
     assert "must be one of: allow, disable, prefer, require, verify-ca, verify-full, got: bogus" \
         in result["msg"]
     args = json.loads(json.dumps(MINIMAL[name]))
-    target = args if "login_host" in args else args["standby"]
+    target = args if "login_host" in args else (args.get("standby") or args["nodes"][0])
     target["login_port" if "login_host" in args else "port"] = "five"
     code, result = run_module(name, args)
     assert code == 1 and "cannot be converted to an int" in result["msg"]
