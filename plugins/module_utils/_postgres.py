@@ -45,40 +45,24 @@ PEER_SPEC = dict(
 )
 
 
+# The flat names of the PEER_SPEC options that differ.
+_LOGIN_NAMES = dict(host="login_host", port="login_port", user="login_user",
+                    password="login_password", db="login_db")
+
+
 def login_argument_spec():
     """The flat connection options of the node the module acts on (doc fragment `postgresql`)."""
-    return dict(
-        login_host=dict(type="str", required=True),
-        login_port=dict(type="int", default=5432),
-        login_user=dict(type="str", default="postgres"),
-        login_password=dict(type="str", no_log=True),
-        login_db=dict(type="str", default="postgres"),
-        connect_timeout=dict(type="int", default=5),
-        ssl_mode=dict(
-            type="str", default="prefer",
-            choices=["allow", "disable", "prefer", "require", "verify-ca", "verify-full"],
-        ),
-        ca_cert=dict(type="path"),
-    )
+    return dict((_LOGIN_NAMES.get(name, name), dict(spec)) for name, spec in PEER_SPEC.items())
 
 
-def peer_option(required=False, description_name=None):
+def peer_option(required=False):
     """A dict option describing another server (primary=, standby=)."""
     return dict(type="dict", required=required, options=dict(PEER_SPEC))
 
 
 def login_params(params):
     """The flat login_* options as a peer dict."""
-    return dict(
-        host=params["login_host"],
-        port=params["login_port"],
-        user=params["login_user"],
-        password=params["login_password"],
-        db=params["login_db"],
-        connect_timeout=params["connect_timeout"],
-        ssl_mode=params["ssl_mode"],
-        ca_cert=params["ca_cert"],
-    )
+    return dict((name, params[_LOGIN_NAMES.get(name, name)]) for name in PEER_SPEC)
 
 
 def ensure_driver(module):
