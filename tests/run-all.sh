@@ -9,7 +9,7 @@ set -uo pipefail
 exec </dev/null
 
 REPO=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
-cd "$REPO"
+cd "$REPO" || exit 2
 VENV=$REPO/.venv
 PY=$VENV/bin/python
 export PATH=$VENV/bin:$PATH
@@ -112,10 +112,11 @@ for i in "${!names[@]}"; do
     *) passed=$((passed + 1)) ;;
   esac
 done
-# Stage tally (a stage with nothing to run yet counts as skipped).
-echo "stages: $passed passed, $failures failed, $skipped skipped"
+# Stage tally, last line of the run (a stage with nothing to run yet counts as skipped).
 if [ "$failed" -ne 0 ]; then
   echo "run-all: FAILED"
-  exit 1
+else
+  echo "run-all: all stages passed"
 fi
-echo "run-all: all stages passed"
+echo "stages: $passed passed, $failures failed, $skipped skipped"
+[ "$failed" -eq 0 ]

@@ -117,8 +117,8 @@ skip=(
   --skip-test pslint
 )
 if ! command -v shellcheck >/dev/null 2>&1; then
-  # ansible-test would only warn and skip; say so once, plainly. Installed (apt-get install
-  # shellcheck), it runs on every *.sh file of the collection.
+  # ansible-test would only warn and skip; say so once, plainly. Once installed (make lab-deps
+  # does it as root), the test runs on every .sh file of the collection.
   echo "run-sanity: shellcheck not installed: skipping the shellcheck sanity test"
   skip+=(--skip-test shellcheck)
 fi
