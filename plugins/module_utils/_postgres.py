@@ -490,13 +490,20 @@ class Timer:
         return self.marks[name]
 
     def between(self, first, last):
-        if first not in self.marks or last not in self.marks:
+        """Seconds from mark `first` (None: the start) to mark `last`; None if not reached."""
+        begin = self.start if first is None else self.marks.get(first)
+        if begin is None or last not in self.marks:
             return None
-        return round(self.marks[last] - self.marks[first], 6)
+        return round(self.marks[last] - begin, 6)
 
-    def since_start(self, name=None):
-        end = self.marks[name] if name else time.monotonic()
-        return round(end - self.start, 6)
+    def report(self, steps):
+        """{name: seconds} for steps given as (name, first_mark, last_mark), plus the total."""
+        result = dict((name, self.between(first, last)) for name, first, last in steps)
+        result["total"] = self.since_start()
+        return result
+
+    def since_start(self):
+        return round(time.monotonic() - self.start, 6)
 
 
 # Old primary and split brain -----------------------------------------------------------------

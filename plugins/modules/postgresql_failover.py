@@ -178,6 +178,15 @@ from ansible_collections.failsafe.datastores.plugins.module_utils._postgres impo
 )
 
 
+# Reported timings: (name, from mark, to mark); None is the start of the module.
+STEPS = (
+    ("checks", None, "checked"),
+    ("promote", "checked", "promoted"),
+    ("writable", "promoted", "writable"),
+    ("checkpoint", "writable", "checkpoint"),
+)
+
+
 def survey(nodes):
     """Open every node that answers; returns ({name: conn}, [summary per node], {name: facts})."""
     conns, summary, facts = {}, [], {}
@@ -280,7 +289,7 @@ def main():
         promote_until_writable(conn, timer, params["promote_timeout"], params["checkpoint"])
         result["timeline"] = timeline(conn, False)
     except PostgresError as exc:
-        result["timings"] = timings(timer)
+        result["timings"] = timer.report(STEPS)
         module.fail_json(msg=str(exc), **result)
     finally:
         for conn in conns.values():
@@ -288,18 +297,8 @@ def main():
     finish(module, result, timer)
 
 
-def timings(timer):
-    return dict(
-        checks=timer.since_start("checked") if "checked" in timer.marks else None,
-        promote=timer.between("checked", "promoted"),
-        writable=timer.between("promoted", "writable"),
-        checkpoint=timer.between("writable", "checkpoint"),
-        total=timer.since_start(),
-    )
-
-
 def finish(module, result, timer):
-    result["timings"] = timings(timer)
+    result["timings"] = timer.report(STEPS)
     if module._diff:
         before = result["target"] if result["already_failed_over"] else None
         after = result["target"] if (result["promoted"] or before) else None

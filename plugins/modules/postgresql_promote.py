@@ -174,6 +174,15 @@ from ansible_collections.failsafe.datastores.plugins.module_utils._postgres impo
 )
 
 
+# Reported timings: (name, from mark, to mark); None is the start of the module.
+STEPS = (
+    ("catchup", None, "caught_up"),
+    ("promote", "caught_up", "promoted"),
+    ("writable", "promoted", "writable"),
+    ("checkpoint", "writable", "checkpoint"),
+)
+
+
 def decide(params, facts, old, check_mode):
     """The refusals, before anything changes. Returns (lag_bytes, data_loss)."""
     if params["require_fenced_primary"]:
@@ -275,13 +284,7 @@ def main():
 
 
 def finish(module, result, timer, role_before):
-    result["timings"] = dict(
-        catchup=timer.since_start("caught_up") if "caught_up" in timer.marks else None,
-        promote=timer.between("caught_up", "promoted"),
-        writable=timer.between("promoted", "writable"),
-        checkpoint=timer.between("writable", "checkpoint"),
-        total=timer.since_start(),
-    )
+    result["timings"] = timer.report(STEPS)
     if module._diff:
         result["diff"] = dict(before=dict(role=role_before), after=dict(role=result["role"]))
     module.exit_json(**result)

@@ -183,6 +183,15 @@ from ansible_collections.failsafe.datastores.plugins.module_utils._pg_files impo
 )
 
 
+# Reported timings: (name, from mark, to mark); None is the start of the module.
+STEPS = (
+    ("stop", None, "stopped"),
+    ("sync", "stopped", "synced"),
+    ("start", "synced", "started"),
+    ("streaming", "started", "streaming"),
+)
+
+
 class Node(object):
     """The local node's files and programs."""
 
@@ -425,7 +434,7 @@ def main():
                                 "receiver: %s): check its log" % (describe(primary_peer),
                                                                   params["wait_timeout"], status))
     except PostgresError as exc:
-        result["timings"] = timings(timer)
+        result["timings"] = timer.report(STEPS)
         module.fail_json(msg=str(exc), **result)
     finish(module, result, timer, result.get("node", {}))
 
@@ -478,18 +487,8 @@ def configure(node, conninfo, slot_name):
     node.chown(signal)
 
 
-def timings(timer):
-    return dict(
-        stop=timer.since_start("stopped") if "stopped" in timer.marks else None,
-        sync=timer.between("stopped", "synced"),
-        start=timer.between("synced", "started"),
-        streaming=timer.between("started", "streaming"),
-        total=timer.since_start(),
-    )
-
-
 def finish(module, result, timer, state):
-    result["timings"] = timings(timer)
+    result["timings"] = timer.report(STEPS)
     if module._diff:
         result["diff"] = dict(
             before=dict(role=state.get("role"), upstream=state.get("upstream")),

@@ -166,6 +166,18 @@ from ansible_collections.failsafe.datastores.plugins.module_utils._postgres impo
 )
 
 
+# Reported timings: (name, from mark, to mark); None is the start of the module.
+STEPS = (
+    ("checks", None, "fence_start"),
+    ("fence", "fence_start", "fenced"),
+    ("terminate", "fenced", "terminated"),
+    ("catchup", "terminated", "caught_up"),
+    ("promote", "caught_up", "promoted"),
+    ("writable", "promoted", "writable"),
+    ("write_unavailable", "fence_start", "writable"),
+    ("checkpoint", "writable", "checkpoint"),
+)
+
 PLAN = [
     "fence the primary (default_transaction_read_only = on, reload)",
     "terminate client sessions opened before the fence",
@@ -302,27 +314,13 @@ def main():
                      "unfencing anything." % (p_addr, s_addr))
         elif fenced:
             state = " The old primary %s is still fenced (read-only)." % p_addr
-        result["timings"] = timings(timer)
+        result["timings"] = timer.report(STEPS)
         module.fail_json(msg=str(exc) + state, **result)
     finish(module, result, timer, p_addr, s_addr)
 
 
-def timings(timer):
-    return dict(
-        checks=timer.since_start("fence_start") if "fence_start" in timer.marks else None,
-        fence=timer.between("fence_start", "fenced"),
-        terminate=timer.between("fenced", "terminated"),
-        catchup=timer.between("terminated", "caught_up"),
-        promote=timer.between("caught_up", "promoted"),
-        writable=timer.between("promoted", "writable"),
-        write_unavailable=timer.between("fence_start", "writable"),
-        checkpoint=timer.between("writable", "checkpoint"),
-        total=timer.since_start(),
-    )
-
-
 def finish(module, result, timer, p_addr, s_addr):
-    result["timings"] = timings(timer)
+    result["timings"] = timer.report(STEPS)
     if module._diff:
         before_primary = s_addr if result["already_switched"] else p_addr
         after_primary = s_addr if (result["switched"] or result["already_switched"]) else p_addr
