@@ -65,11 +65,9 @@ def med(summary_dict):
     return None if not summary_dict else summary_dict["median"]
 
 
-def run_switchover_section(lab, ansible, args, work: Path, writer_cls, pg, started_at) -> dict:
+def run_switchover_section(lab, ansible, args, work: Path, writer_cls, started_at) -> dict:
     from bench import switchover
 
-    nodes = [n for n in lab.components if isinstance(n, pg.PostgresNode)]
-    hosts = [(n.host, n.port) for n in nodes]
     report_dir = work / "switchover-reports"
     report_dir.mkdir()
     result = {
@@ -78,27 +76,17 @@ def run_switchover_section(lab, ansible, args, work: Path, writer_cls, pg, start
         "status": "incomplete",
     }
 
-    writer = writer_cls(hosts, pg.ADMIN_USER, pg.ADMIN_PASSWORD,
-                        run_id=f"bench-switchover-{int(time.time())}")
-    writer.start()
-    try:
+    writer = writer_cls.for_lab(lab, f"bench-switchover-{int(time.time())}")
+    with writer.running(linger=0.3):
         ans_rows = switchover.ansible_runs(lab, ansible, writer, args.switchover_runs, report_dir)
-    finally:
-        time.sleep(0.3)
-        writer.stop()
     ans_verdict = writer.verify()
 
     hand_rows = []
     hand_verdict = None
     if args.hand_runs:
-        writer = writer_cls(hosts, pg.ADMIN_USER, pg.ADMIN_PASSWORD,
-                            run_id=f"bench-hand-{int(time.time())}")
-        writer.start()
-        try:
+        writer = writer_cls.for_lab(lab, f"bench-hand-{int(time.time())}")
+        with writer.running(linger=0.3):
             hand_rows = switchover.hand_runs(lab, ansible, writer, args.hand_runs)
-        finally:
-            time.sleep(0.3)
-            writer.stop()
         hand_verdict = writer.verify()
 
     ans_summary = switchover.summarise_ansible(ans_rows)
@@ -160,21 +148,14 @@ def run_switchover_section(lab, ansible, args, work: Path, writer_cls, pg, start
     return result
 
 
-def run_failover_section(lab, ansible, args, work: Path, writer_cls, pg, started_at) -> dict:
+def run_failover_section(lab, ansible, args, work: Path, writer_cls, started_at) -> dict:
     from bench import failover
 
-    nodes = [n for n in lab.components if isinstance(n, pg.PostgresNode)]
-    hosts = [(n.host, n.port) for n in nodes]
     report_dir = work / "failover-reports"
     report_dir.mkdir()
-    writer = writer_cls(hosts, pg.ADMIN_USER, pg.ADMIN_PASSWORD,
-                        run_id=f"bench-failover-{int(time.time())}")
-    writer.start()
-    try:
+    writer = writer_cls.for_lab(lab, f"bench-failover-{int(time.time())}")
+    with writer.running(linger=0.3):
         rows = failover.failover_runs(lab, ansible, writer, args.failover_runs, report_dir)
-    finally:
-        time.sleep(0.3)
-        writer.stop()
     verdict = writer.verify()
     summ = failover.summarise(rows)
     summ["writer_verify_at_end"] = verdict.as_dict()
@@ -275,7 +256,6 @@ def main(argv: list[str] | None = None) -> int:
 
     configure_env()
     from lab import inventory as lab_inventory
-    from lab import postgresql as pg
     from lab.core import Lab
     from lab.writer import Writer
 
@@ -297,12 +277,12 @@ def main(argv: list[str] | None = None) -> int:
         machine["loadavg_1_5_15_at_start"] = loadavg()
         log(f"machine: {machine}")
         if args.only in (None, "switchover"):
-            sw = run_switchover_section(lab, ansible, args, work, Writer, pg, started_at)
+            sw = run_switchover_section(lab, ansible, args, work, Writer, started_at)
             sw["machine"] = dict(machine, loadavg_1_5_15_at_end=loadavg())
             write_json(args.results_dir / "switchover.json", sw)
             log(f"wrote {args.results_dir / 'switchover.json'}")
         if args.only in (None, "failover"):
-            fo = run_failover_section(lab, ansible, args, work, Writer, pg, started_at)
+            fo = run_failover_section(lab, ansible, args, work, Writer, started_at)
             fo["machine"] = dict(machine, loadavg_1_5_15_at_end=loadavg())
             write_json(args.results_dir / "failover.json", fo)
             log(f"wrote {args.results_dir / 'failover.json'}")

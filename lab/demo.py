@@ -14,7 +14,6 @@ import tempfile
 import time
 from pathlib import Path
 
-from lab import postgresql
 from lab.__main__ import print_table
 from lab.core import REPO_ROOT, Lab
 from lab.writer import Writer
@@ -48,13 +47,12 @@ def main() -> int:
         lab.down()
         lab.up()
         print_table(lab.status())
-        nodes = [c for c in lab.components if isinstance(c, postgresql.PostgresNode)]
-        writer = Writer([(n.host, n.port) for n in nodes], postgresql.ADMIN_USER,
-                        postgresql.ADMIN_PASSWORD, run_id=f"demo-{int(time.time())}")
+        writer = Writer.for_lab(lab, run_id=f"demo-{int(time.time())}")
         banner("A client writes one row per transaction, all along")
-        writer.start()
-        print(f"writer connected with target_session_attrs=read-write; {len(writer.acked)} rows so far")
-        with tempfile.TemporaryDirectory(prefix="failsafe-demo-") as tmp:
+        with writer.running(linger=0.5), \
+                tempfile.TemporaryDirectory(prefix="failsafe-demo-") as tmp:
+            print(f"writer connected with target_session_attrs=read-write; "
+                  f"{len(writer.acked)} rows so far")
             for limit, label in (("us_west", "us-east -> us-west"), ("us_east", "us-west -> us-east")):
                 time.sleep(1.0)
                 banner(f"Planned switchover {label}: ansible-playbook playbooks/postgresql_switchover.yml -l {limit}")
@@ -64,8 +62,6 @@ def main() -> int:
                 time.sleep(0.5)
                 results.append((label, report, elapsed, writer.max_gap(t0, t1)))
                 print_table(lab.status())
-        time.sleep(0.5)
-        writer.stop()
         verdict = writer.verify()
 
         banner("Result")

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import threading
 import time
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 
 import psycopg
@@ -50,6 +51,25 @@ class Writer:
         self._stop = threading.Event()
         self._lock = threading.Lock()
         self._thread: threading.Thread | None = None
+
+    @classmethod
+    def for_lab(cls, lab, run_id: str) -> "Writer":
+        """A writer to every PostgreSQL server of a lab, as its admin user."""
+        from lab import postgresql
+
+        nodes = [c for c in lab.components if isinstance(c, postgresql.PostgresNode)]
+        return cls([(n.host, n.port) for n in nodes], postgresql.ADMIN_USER,
+                   postgresql.ADMIN_PASSWORD, run_id=run_id)
+
+    @contextmanager
+    def running(self, linger: float = 0.0):
+        """Writes while the block runs, and `linger` seconds after it (to see writes resume)."""
+        self.start()
+        try:
+            yield self
+        finally:
+            time.sleep(linger)
+            self.stop()
 
     def prepare(self) -> None:
         with psycopg.connect(self.conninfo, autocommit=True) as conn:
