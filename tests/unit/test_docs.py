@@ -247,12 +247,37 @@ def test_option_details_match_the_argument_spec(name, argument_spec):
     assert not problems, "\n".join(problems)
 
 
+# Modules that only document an action plugin: their results are built by the action's run().
+ACTION_ONLY = {"run_preflight"}
+
+
+class ActionResultKeys(ResultKeys):
+    """ResultKeys for an action plugin: the base class's run() contributes standard keys."""
+
+    def of_expression(self, node, scope):
+        if isinstance(node, ast.Call) and isinstance(node.func, ast.Attribute) \
+                and node.func.attr == "run":
+            return set()
+        return super().of_expression(node, scope)
+
+
+def action_result_keys(name):
+    """Keys of the `result` dict of an action plugin's run()."""
+    walker = ActionResultKeys((REPO / "plugins" / "action" / ("%s.py" % name)).read_text())
+    run = next(node for node in ast.walk(walker.tree)
+               if isinstance(node, ast.FunctionDef) and node.name == "run")
+    return walker.of_name("result", run)
+
+
 @pytest.mark.parametrize("name", MODULE_NAMES)
 def test_return_documents_exactly_what_the_module_returns(name):
     mod = module(name)
-    walker = ResultKeys(Path(mod.__file__).read_text())
-    returned = walker.keys()
-    assert walker.exit_calls >= 1
+    if name in ACTION_ONLY:
+        returned = action_result_keys(name)
+    else:
+        walker = ResultKeys(Path(mod.__file__).read_text())
+        returned = walker.keys()
+        assert walker.exit_calls >= 1
     assert len(returned - STANDARD_RESULT_KEYS) >= 3, returned  # the walker found real keys
     documented = set(yaml.safe_load(mod.RETURN))
     undocumented = returned - STANDARD_RESULT_KEYS - documented

@@ -1,0 +1,60 @@
+# -*- coding: utf-8 -*-
+# Copyright: failsafe.datastores contributors
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+"""The variables the collection reads besides role options (those are in each role's
+meta/argument_specs.yml): inventory variables and run-wide ones given with -e.
+
+docs/inventory.md documents exactly these names (tests/unit/test_variables.py keeps them equal),
+and the run_preflight action reports a -e variable with a collection prefix that is neither here
+nor a role option, so a typo never passes silently.
+"""
+
+from __future__ import absolute_import, division, print_function
+
+__metaclass__ = type
+
+# Per host, from the inventory.
+INVENTORY_VARIABLES = (
+    "failsafe_region",
+    "failsafe_pg_host",
+    "failsafe_pg_port",
+    "failsafe_pg_user",
+    "failsafe_pg_password",
+    "failsafe_pg_db",
+    "failsafe_pg_connect_timeout",
+    "failsafe_pg_ssl_mode",
+    "failsafe_pg_ca_cert",
+    "failsafe_pg_replication_user",
+    "failsafe_pg_replication_password",
+    "failsafe_pg_data_dir",
+    "failsafe_pg_config_dir",
+    "failsafe_pg_service_name",
+    "failsafe_pg_bin_dir",
+    "failsafe_pg_log_file",
+    "failsafe_pg_slot_name",
+)
+
+# For a whole run: inventory group_vars or -e.
+RUN_VARIABLES = (
+    "failsafe_target_region",
+    "failsafe_lock_backend",
+    "failsafe_lock_path",
+    "failsafe_lock_host",
+    "failsafe_lock_ttl",
+    "failsafe_lock_break",
+    "failsafe_report_dir",
+)
+
+# Variables that choose what a run changes: a mistyped -e name close to one of these is refused,
+# not only reported, because without it the run would pick a target by itself.
+TARGET_SELECTING = (
+    "failsafe_target_region",
+    "postgresql_switchover_target",
+    "postgresql_failover_target",
+    "postgresql_rejoin_node",
+    "postgresql_rejoin_primary",
+    "postgresql_unfence_node",
+)
+
+# Prefixes whose -e variables are checked: the collection's own and every role's.
+COLLECTION_PREFIX = "failsafe_"
