@@ -1,0 +1,106 @@
+# -*- coding: utf-8 -*-
+# Copyright: failsafe.datastores contributors
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+"""pg_diagnosis names the state of the cluster and the runbook that fits it."""
+
+from __future__ import annotations
+
+from ansible_collections.failsafe.datastores.plugins.filter.pg_diagnosis import pg_diagnosis
+
+HOSTVARS = {
+    "pg-us-east": {"failsafe_region": "us-east", "failsafe_pg_host": "10.0.1.1",
+                   "failsafe_pg_port": 5432},
+    "pg-us-west": {"failsafe_region": "us-west", "failsafe_pg_host": "10.0.2.1",
+                   "failsafe_pg_port": 5432},
+}
+
+
+def primary(read_only=False, **extra):
+    facts = dict(reachable=True, role="primary", read_only=read_only, standbys=[])
+    facts.update(extra)
+    return facts
+
+
+def standby(upstream="10.0.1.1", status="streaming", received="0/3000000",
+            replayed="0/3000000"):
+    return dict(reachable=True, role="standby", read_only=False, received_lsn=received,
+                replayed_lsn=replayed,
+                wal_receiver=dict(status=status, sender_host=upstream, sender_port=5432))
+
+
+def down():
+    return dict(reachable=False, unreachable_reason="connection refused")
+
+
+def diagnose(east, west):
+    return pg_diagnosis({"pg-us-east": east, "pg-us-west": west}, HOSTVARS)
+
+
+def test_healthy():
+    result = diagnose(primary(), standby())
+    assert result["state"] == "healthy" and result["healthy"] and result["command"] is None
+
+
+def test_fenced_primary_and_no_writable_names_the_unfence_playbook():
+    result = diagnose(primary(read_only=True), standby())
+    assert result["state"] == "fenced_no_writable"
+    assert result["command"] == "ansible-playbook playbooks/postgresql_unfence.yml"
+
+
+def test_primary_down_names_the_failover_with_a_loss_budget():
+    result = diagnose(down(), standby(status=None))
+    assert result["state"] == "no_primary"
+    assert "postgresql_failover.yml -l us-west" in result["command"]
+    assert "max_data_loss_seconds" in result["command"]
+
+
+def test_standby_down_names_the_rejoin_not_the_failover():
+    result = diagnose(primary(), down())
+    assert result["state"] == "degraded"
+    assert "postgresql_rejoin.yml" in result["command"]
+    assert "postgresql_rejoin_node=pg-us-west" in result["command"]
+    assert "failover" not in result["command"]
+
+
+def test_interrupted_switchover_during_rejoin_names_the_rejoin():
+    result = diagnose(primary(read_only=True), primary())
+    assert result["state"] == "degraded"
+    assert "postgresql_rejoin_node=pg-us-east -e postgresql_rejoin_primary=pg-us-west" \
+        in result["command"]
+
+
+def test_standby_following_another_server_is_degraded():
+    result = diagnose(primary(), standby(upstream="10.9.9.9"))
+    assert result["state"] == "degraded" and "does not stream" in result["problems"][0]
+
+
+def test_split_brain_names_both_primaries_as_they_are():
+    result = diagnose(primary(), primary())
+    assert result["state"] == "split_brain"
+    assert "pg-us-east (us-east) and pg-us-west (us-west)" in result["summary"]
+    assert "postgresql_rejoin_force=true" in result["command"]
+
+
+def test_missing_synchronous_standby_blocks_commits():
+    result = diagnose(primary(synchronous_standby_names="ANY 1 (us_west)"), down())
+    assert result["state"] == "degraded_sync_blocked"
+    assert any("every commit blocks" in line for line in result["problems"])
+
+
+def test_synchronous_standby_streaming_is_healthy():
+    sync = primary(synchronous_standby_names="ANY 1 (us_west)",
+                   standbys=[dict(state="streaming", sync_state="quorum")])
+    assert diagnose(sync, standby())["state"] == "healthy"
+
+
+def test_nothing_answers():
+    assert diagnose(down(), down())["state"] == "down"
+
+
+def test_failover_target_is_the_most_advanced_standby():
+    hostvars = dict(HOSTVARS, **{"pg-eu": {"failsafe_region": "eu-central",
+                                            "failsafe_pg_host": "10.0.3.1"}})
+    nodes = {"pg-us-east": down(),
+             "pg-us-west": standby(status=None, received="0/1000000", replayed="0/1000000"),
+             "pg-eu": standby(status=None, received="0/0", replayed="0/2000000")}
+    assert "-l eu-central" in pg_diagnosis(nodes, hostvars)["command"]
