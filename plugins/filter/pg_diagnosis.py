@@ -130,6 +130,40 @@ def _furthest(facts):
     return max(positions) if positions else 0
 
 
+def pg_status_rows(nodes, hostvars):
+    """One row per node for the status table: region, host, role, lag, health, detail."""
+    rows = []
+    for host in sorted(nodes, key=lambda h: (_region(hostvars[h]), h)):
+        facts = nodes[host]
+        row = dict(engine="postgresql", region=_region(hostvars[host]), host=host,
+                   address=_address(hostvars[host]), role=None, lag_bytes=None,
+                   health="down", detail=facts.get("unreachable_reason"))
+        if facts.get("reachable"):
+            role = facts.get("role")
+            row["role"] = "fenced primary" if role == "primary" and facts.get("read_only") \
+                else role
+            row["health"] = "ok"
+            if role == "standby":
+                receiver = facts.get("wal_receiver") or {}
+                row["lag_bytes"] = facts.get("replay_lag_bytes")
+                row["detail"] = "receiver %s from %s:%s" % (
+                    receiver.get("status") or "not running", receiver.get("sender_host"),
+                    receiver.get("sender_port"))
+                if receiver.get("status") != "streaming" or facts.get("replay_paused"):
+                    row["health"] = "not streaming" if receiver.get("status") != "streaming" \
+                        else "replay paused"
+            elif role == "primary":
+                standbys = facts.get("standbys") or []
+                row["lag_bytes"] = max([s.get("lag_bytes") or 0 for s in standbys] or [0])
+                row["detail"] = "%d standby(s) streaming" % len(standbys)
+                if facts.get("read_only"):
+                    row["health"] = "fenced"
+                elif _sync_blocked(facts):
+                    row["health"] = "commits blocked"
+        rows.append(row)
+    return rows
+
+
 class FilterModule(object):
     def filters(self):
-        return {"pg_diagnosis": pg_diagnosis}
+        return {"pg_diagnosis": pg_diagnosis, "pg_status_rows": pg_status_rows}

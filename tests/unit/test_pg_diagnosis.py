@@ -104,3 +104,19 @@ def test_failover_target_is_the_most_advanced_standby():
              "pg-us-west": standby(status=None, received="0/1000000", replayed="0/1000000"),
              "pg-eu": standby(status=None, received="0/0", replayed="0/2000000")}
     assert "-l eu-central" in pg_diagnosis(nodes, hostvars)["command"]
+
+
+def test_status_rows_say_what_each_node_is():
+    from ansible_collections.failsafe.datastores.plugins.filter.pg_diagnosis import pg_status_rows
+    from ansible_collections.failsafe.datastores.plugins.filter.status_table import status_table
+
+    nodes = {"pg-us-east": primary(read_only=True), "pg-us-west": standby(status="stopping")}
+    rows = pg_status_rows(nodes, HOSTVARS)
+    assert [(r["host"], r["role"], r["health"]) for r in rows] == [
+        ("pg-us-east", "fenced primary", "fenced"),
+        ("pg-us-west", "standby", "not streaming")]
+    lines = status_table({"engines": {"postgresql": {
+        "rows": rows, "diagnosis": pg_diagnosis(nodes, HOSTVARS)}}})
+    assert lines[0].startswith("engine") and "pg-us-east" in lines[1]
+    assert any(line.startswith("postgresql: writes are unavailable") for line in lines)
+    assert lines[-1] == "  run: ansible-playbook playbooks/postgresql_unfence.yml"
