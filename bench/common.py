@@ -136,7 +136,7 @@ class Ansible:
 def pg_nodes(lab):
     from lab.postgresql import PostgresNode
 
-    return [c for c in lab.components if isinstance(c, PostgresNode)]
+    return lab.of_kind(PostgresNode.kind)
 
 
 def node_state(node) -> dict:

@@ -15,7 +15,8 @@ import time
 from pathlib import Path
 
 from lab.__main__ import print_table
-from lab.core import REPO_ROOT, Lab
+from lab.core import REPO_ROOT
+from lab.topology import make_lab
 from lab.writer import Writer
 
 
@@ -40,12 +41,12 @@ def run_switchover(limit: str, report_dir: Path) -> tuple[dict, float]:
 
 
 def main() -> int:
-    lab = Lab()
+    lab = make_lab()
     results = []
     try:
         banner("Starting a fresh lab (real PostgreSQL on loopback, two regions)")
         lab.down()
-        lab.up()
+        lab.up(["postgresql"])
         print_table(lab.status())
         writer = Writer.for_lab(lab, run_id=f"demo-{int(time.time())}")
         banner("A client writes one row per transaction, all along")

@@ -11,7 +11,7 @@ import os
 import time
 from pathlib import Path
 
-from lab.core import Component, LabError, kill_pid, pid_alive
+from lab.core import Component, DebianPackage, InventoryHost, LabError, stop_process
 
 # Lab-only credentials for servers bound to loopback; inventories/lab carries the same values
 # (a unit test keeps them equal).
@@ -38,24 +38,33 @@ def find_bindir() -> Path:
     return Path(candidates[-1]).parent
 
 
-def slot_name(region: str) -> str:
-    return region.replace("-", "_")
+def slot_name(site: str) -> str:
+    return site.replace("-", "_")
+
+
+def replicated_pair(lab) -> list["PostgresNode"]:
+    """The lab's cluster: the primary in the first region, a standby of it in every other."""
+    primary, *others = PostgresNode.in_each_region(lab)
+    for standby in others:
+        standby.upstream = primary
+    return [primary, *others]
 
 
 class PostgresNode(Component):
     """One PostgreSQL server; `upstream` makes it a standby of that node at creation."""
 
     kind = "postgresql"
+    default_ports = {"pg": 15432}
+    packages = (DebianPackage("postgresql-15", path="/usr/lib/postgresql/*/bin/pg_rewind"),)
+    secrets = (ADMIN_PASSWORD, REPLICATION_PASSWORD)
+    inventory_groups: tuple[str, ...] = ("postgresql",)
 
-    def __init__(self, lab, region: str, upstream: "PostgresNode | None" = None) -> None:
-        super().__init__(lab, region)
+    def __init__(self, lab, site: str, instance: int = 0,
+                 upstream: "PostgresNode | None" = None) -> None:
+        super().__init__(lab, site, instance)
         self.upstream = upstream
 
     # Paths -----------------------------------------------------------------------------------
-    @property
-    def port(self) -> int:
-        return self.lab.config.pg_port
-
     @property
     def data_dir(self) -> Path:
         return self.home / "data"
@@ -69,12 +78,15 @@ class PostgresNode(Component):
         return self.home / "socket"
 
     @property
-    def log_file(self) -> Path:
-        return self.home / "log" / "postgresql.log"
+    def pid_file(self) -> Path:
+        return self.data_dir / "postmaster.pid"
 
     @property
     def archive_dir(self) -> Path:
         return self.lab.config.state_dir / "wal_archive"
+
+    def data_dirs(self) -> list[Path]:
+        return [self.home, self.archive_dir]
 
     @property
     def bindir(self) -> Path:
@@ -89,15 +101,7 @@ class PostgresNode(Component):
 
     # Life cycle ------------------------------------------------------------------------------
     def postmaster_pid(self) -> int | None:
-        pid_file = self.data_dir / "postmaster.pid"
-        try:
-            pid = int(pid_file.read_text().splitlines()[0])
-        except (OSError, ValueError, IndexError):
-            return None
-        return pid if pid_alive(pid) else None
-
-    def running(self) -> bool:
-        return self.postmaster_pid() is not None
+        return self.pid()
 
     def up(self) -> None:
         runner = self.lab.runner
@@ -112,8 +116,7 @@ class PostgresNode(Component):
             else:
                 self.clone_from(self.upstream)
                 created_standby = True
-        if not self.running():
-            self.start()
+        self.start()
         if self.upstream is None:
             self.bootstrap_roles()
         if created_standby:
@@ -143,7 +146,7 @@ archive_command = 'test ! -f {archive}/%f && cp %p {archive}/%f'
 # No restore_command: standbys stream through slots, and a restore_command costs every
 # promotion ~0.1 s while the startup process probes the archive (docs/field-notes.md).
 checkpoint_timeout = 5min
-log_line_prefix = '%m [%p] {self.region} '
+log_line_prefix = '%m [%p] {self.site} '
 """
         hba = """# TYPE  DATABASE     USER  ADDRESS        METHOD
 local   all          all                  trust
@@ -179,8 +182,8 @@ host    replication  all   127.0.0.0/8    scram-sha-256
         runner.run(
             [self.bin("pg_basebackup"), "-D", str(self.data_dir), "-h", upstream.host,
              "-p", str(upstream.port), "-U", REPLICATION_USER, "-X", "stream",
-             "-S", slot_name(self.region), "-C", "-R", "-c", "fast", "--no-password"],
-            env={"PGPASSFILE": str(passfile), "PGAPPNAME": slot_name(self.region)},
+             "-S", self.slot_name, "-C", "-R", "-c", "fast", "--no-password"],
+            env={"PGPASSFILE": str(passfile), "PGAPPNAME": self.slot_name},
             timeout=600,
         )
         # -R writes primary_conninfo without a password (it came from the passfile): give the
@@ -190,7 +193,7 @@ host    replication  all   127.0.0.0/8    scram-sha-256
         lines.append(
             "primary_conninfo = 'host={h} port={p} user={u} password={pw} application_name={a}'"
             .format(h=upstream.host, p=upstream.port, u=REPLICATION_USER,
-                    pw=REPLICATION_PASSWORD, a=slot_name(self.region))
+                    pw=REPLICATION_PASSWORD, a=self.slot_name)
         )
         runner.write_file(auto, "\n".join(lines) + "\n")
         passfile.unlink(missing_ok=True)
@@ -223,54 +226,67 @@ host    replication  all   127.0.0.0/8    scram-sha-256
                     )
                 )
 
-    def down(self, purge: bool = False) -> None:
-        pid = self.postmaster_pid()
+    def down(self, immediate: bool = False) -> None:
+        pid = self.pid()
         if pid is None:
             return
         if self.data_dir.exists():
             self.lab.runner.run(
                 [self.bin("pg_ctl"), "-D", str(self.config_dir), "-m",
-                 "immediate" if purge else "fast", "-w", "-t", "20", "stop"],
+                 "immediate" if immediate else "fast", "-w", "-t", "20", "stop"],
                 check=False, timeout=30,
             )
-        if pid_alive(pid):
-            kill_pid(pid)
+        stop_process(pid, self.stop_signal, self.stop_grace)
 
     # Status ----------------------------------------------------------------------------------
-    def status(self) -> dict:
-        info = self.base_status()
-        info.update({"state": "stopped", "role": None, "lag_bytes": None, "upstream": None})
-        if not self.running():
-            return info
-        info["state"] = "running"
-        try:
-            import psycopg
+    def describe(self) -> dict:
+        import psycopg
 
-            with psycopg.connect(self.conninfo(), autocommit=True) as conn:
-                in_recovery = conn.execute("SELECT pg_is_in_recovery()").fetchone()[0]
-                if not in_recovery:
-                    info["role"] = "primary"
-                    rows = conn.execute(
-                        "SELECT application_name, pg_wal_lsn_diff(pg_current_wal_lsn(), "
-                        "replay_lsn)::bigint FROM pg_stat_replication"
-                    ).fetchall()
-                    info["standbys"] = dict(rows)
-                else:
-                    info["role"] = "standby"
-                    row = conn.execute(
-                        "SELECT sender_host, sender_port, status FROM pg_stat_wal_receiver"
-                    ).fetchone()
-                    if row:
-                        info["upstream"] = f"{row[0]}:{row[1]}"
-                        info["receiver"] = row[2]
-                    lag = conn.execute(
-                        "SELECT pg_wal_lsn_diff(pg_last_wal_receive_lsn(), "
-                        "pg_last_wal_replay_lsn())::bigint"
-                    ).fetchone()[0]
-                    info["lag_bytes"] = max(lag, 0) if lag is not None else None
-        except Exception as exc:  # status must always answer
-            info["state"] = f"running, not answering: {exc.__class__.__name__}"
-        return info
+        with psycopg.connect(self.conninfo(), autocommit=True) as conn:
+            if not conn.execute("SELECT pg_is_in_recovery()").fetchone()[0]:
+                standbys = dict(conn.execute(
+                    "SELECT application_name, pg_wal_lsn_diff(pg_current_wal_lsn(), "
+                    "replay_lsn)::bigint FROM pg_stat_replication").fetchall())
+                detail = ", ".join(f"{name} lag {lag} B" for name, lag in standbys.items())
+                return {"role": "primary", "standbys": standbys,
+                        "detail": f"standbys: {detail or 'none'}"}
+            info = {"role": "standby", "upstream": None, "receiver": None}
+            row = conn.execute(
+                "SELECT sender_host, sender_port, status FROM pg_stat_wal_receiver").fetchone()
+            if row:
+                info["upstream"] = f"{row[0]}:{row[1]}"
+                info["receiver"] = row[2]
+            lag = conn.execute(
+                "SELECT pg_wal_lsn_diff(pg_last_wal_receive_lsn(), "
+                "pg_last_wal_replay_lsn())::bigint").fetchone()[0]
+            info["lag_bytes"] = max(lag, 0) if lag is not None else None
+            info["detail"] = (f"upstream {info['upstream']} ({info['receiver']}), "
+                              f"replay lag {info['lag_bytes']} B")
+            return info
+
+    # Inventory -------------------------------------------------------------------------------
+    @property
+    def slot_name(self) -> str:
+        return slot_name(self.site)
+
+    def inventory_host(self) -> InventoryHost:
+        return InventoryHost(f"pg-{self.site}", {
+            "failsafe_pg_host": self.host,
+            "failsafe_pg_port": self.port,
+            "failsafe_pg_data_dir": str(self.data_dir),
+            "failsafe_pg_config_dir": str(self.config_dir),
+            "failsafe_pg_log_file": str(self.log_file),
+            "failsafe_pg_slot_name": self.slot_name,
+        }, self.inventory_groups)
+
+    def inventory_vars(self) -> dict:
+        # Lab-only secrets of servers bound to loopback; production uses vault.
+        return {
+            "failsafe_pg_user": ADMIN_USER,
+            "failsafe_pg_password": ADMIN_PASSWORD,
+            "failsafe_pg_replication_user": REPLICATION_USER,
+            "failsafe_pg_replication_password": REPLICATION_PASSWORD,
+        }
 
     def wait_streaming(self, timeout: float = 30) -> None:
         """Blocks until this standby's WAL receiver streams (used by lab up and tests)."""

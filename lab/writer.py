@@ -54,10 +54,10 @@ class Writer:
 
     @classmethod
     def for_lab(cls, lab, run_id: str) -> "Writer":
-        """A writer to every PostgreSQL server of a lab, as its admin user."""
+        """A writer to every server of the lab's replicated PostgreSQL cluster, as its admin user."""
         from lab import postgresql
 
-        nodes = [c for c in lab.components if isinstance(c, postgresql.PostgresNode)]
+        nodes = lab.of_kind(postgresql.PostgresNode.kind)
         return cls([(n.host, n.port) for n in nodes], postgresql.ADMIN_USER,
                    postgresql.ADMIN_PASSWORD, run_id=run_id)
 

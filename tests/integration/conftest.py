@@ -5,9 +5,9 @@ The tests run a lab of their OWN, never the default one (/var/tmp/failsafe-lab, 
 
     FAILSAFE_LAB_DIR      /var/tmp/failsafe-test-lab-<pid of pytest>
     FAILSAFE_LAB_REGIONS  us-east=127.0.3.1,us-west=127.0.4.1
-    FAILSAFE_LAB_PG_PORT  a port in 25432-25531 free on both addresses
+    FAILSAFE_LAB_PORT_OFFSET  10000 + pid % 50, with FAILSAFE_LAB_PORT_SCAN=1 (free ports)
 
-(override with FAILSAFE_TEST_LAB_DIR, FAILSAFE_TEST_LAB_REGIONS, FAILSAFE_TEST_LAB_PG_PORT; the
+(override with FAILSAFE_TEST_LAB_DIR, FAILSAFE_TEST_LAB_REGIONS, FAILSAFE_TEST_LAB_PORT_OFFSET; the
 plain FAILSAFE_LAB_* variables of your shell are ignored on purpose, so that a test run can never
 tear down a demo lab).
 
@@ -82,41 +82,28 @@ for _path in (str(REPO / "collections"), str(REPO)):
 
 TEST_LAB_PREFIX = "/var/tmp/failsafe-test-lab-"
 TEST_REGIONS = "us-east=127.0.3.1,us-west=127.0.4.1"
-FIRST_TEST_PORT = 25432
-
-
-def _port_free(addresses, port):
-    for address in addresses:
-        with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-            try:
-                sock.bind((address, port))
-            except OSError:
-                return False
-    return True
+TEST_PORT_OFFSET = 10000
 
 
 def _configure_test_lab_env():
     """Point FAILSAFE_LAB_* at the test lab (before any LabConfig.from_env())."""
     state_dir = os.environ.get("FAILSAFE_TEST_LAB_DIR") or f"{TEST_LAB_PREFIX}{os.getpid()}"
     regions = os.environ.get("FAILSAFE_TEST_LAB_REGIONS") or TEST_REGIONS
-    addresses = [item.split("=", 1)[1] for item in regions.split(",")]
-    port = os.environ.get("FAILSAFE_TEST_LAB_PG_PORT")
-    if not port:
-        # Start the scan at a pid-dependent offset, so that two sessions started at the same
-        # moment (neither lab bound yet) are unlikely to pick the same port.
-        offset = os.getpid() % 50
-        candidates = [FIRST_TEST_PORT + (offset + i) % 100 for i in range(100)]
-        port = next((p for p in candidates if _port_free(addresses, p)), candidates[0])
+    # Scan from a pid-dependent offset, so that two sessions started at the same moment
+    # (neither lab bound yet) are unlikely to pick the same ports.
+    offset = os.environ.get("FAILSAFE_TEST_LAB_PORT_OFFSET") or str(TEST_PORT_OFFSET + os.getpid() % 50)
     os.environ["FAILSAFE_LAB_DIR"] = state_dir
     os.environ["FAILSAFE_LAB_REGIONS"] = regions
-    os.environ["FAILSAFE_LAB_PG_PORT"] = str(port)
+    os.environ["FAILSAFE_LAB_PORT_OFFSET"] = offset
+    os.environ["FAILSAFE_LAB_PORT_SCAN"] = "1"
 
 
 _configure_test_lab_env()
 
 from lab import inventory as lab_inventory  # noqa: E402
 from lab import postgresql as lab_pg  # noqa: E402
-from lab.core import DEFAULT_REGIONS, Lab, LabConfig, LabError, default_state_dir, pid_alive  # noqa: E402
+from lab.core import DEFAULT_REGIONS, LabConfig, LabError, default_state_dir, pid_alive  # noqa: E402
+from lab.topology import make_lab  # noqa: E402
 
 try:
     PG_BINDIR = lab_pg.find_bindir()
@@ -193,9 +180,7 @@ def _reap_stale_test_labs():
             continue
         state_dir = marker.parent
         try:
-            conf = json.loads((state_dir / "config.json").read_text())
-            Lab(LabConfig(state_dir=state_dir, regions=conf["regions"],
-                          pg_port=int(conf["pg_port"]))).down()
+            make_lab(LabConfig.from_state_dir(state_dir)).down()
         except (OSError, ValueError, KeyError, LabError):
             shutil.rmtree(state_dir, ignore_errors=True)
 
@@ -209,9 +194,9 @@ class LabEnv:
                 or set(self.config.regions.values()) & set(DEFAULT_REGIONS.values()):
             raise RuntimeError("refusing to run integration tests on the default lab "
                                f"({self.config.state_dir}, {self.config.regions})")
-        self.lab = Lab(self.config)
+        self.lab = make_lab(self.config)
         self.workdir = workdir
-        self.inventory = lab_inventory.write(self.config, workdir / "inventory")
+        self.inventory = lab_inventory.write(self.lab, workdir / "inventory")
         self.localhost_inventory = workdir / "localhost.yml"
         self.localhost_inventory.write_text(
             "all:\n  hosts:\n    localhost:\n"
@@ -239,31 +224,17 @@ class LabEnv:
             if self._stopped:
                 return
             self._stopped = True
-            self._stop_immediately()
             self.lab.down()
 
     def reset(self) -> None:
         """Throw the lab away and start a fresh canonical one (~4 s)."""
         self.resets += 1
-        self._stop_immediately()
         try:
             self.lab.down()
         except LabError:
             pass
         self.lab.up()
         self._mark_owner()
-
-    def _stop_immediately(self) -> None:
-        """pg_ctl stop -m immediate on every node: its data is thrown away next anyway, and a
-        fast shutdown (shutdown checkpoint, archiver, walsenders) takes ~2 s per node here."""
-        for comp in self.lab.components:
-            try:
-                if comp.running():
-                    self.lab.runner.run([comp.bin("pg_ctl"), "-D", str(comp.config_dir), "-m",
-                                         "immediate", "-w", "-t", "20", "stop"],
-                                        check=False, timeout=30)
-            except Exception:  # lab.down() still follows and kills what is left
-                pass
 
     def _mark_owner(self) -> None:
         (self.config.state_dir / "pytest-owner.json").write_text(json.dumps({"pid": os.getpid()}))

@@ -12,6 +12,7 @@ import yaml
 
 from lab import inventory, postgresql
 from lab.core import DEFAULT_REGIONS, LabConfig, default_state_dir
+from lab.topology import make_lab
 
 REPO = Path(__file__).resolve().parents[2]
 COMMITTED = REPO / "inventories" / "lab" / "hosts.yml"
@@ -21,21 +22,26 @@ def default_config():
     return LabConfig(state_dir=Path(default_state_dir()))
 
 
+def default_lab():
+    return make_lab(default_config())
+
+
 @pytest.fixture
 def committed():
     return COMMITTED.read_text()
 
 
 def test_committed_inventory_equals_the_rendered_default(committed):
-    assert committed == inventory.dump(default_config()), (
+    assert committed == inventory.dump(default_lab()), (
         "inventories/lab/hosts.yml differs from lab.inventory: regenerate it with "
         "`python -m lab inventory > inventories/lab/hosts.yml`")
 
 
 def test_from_env_without_overrides_is_the_default(monkeypatch, committed):
-    for name in ("FAILSAFE_LAB_DIR", "FAILSAFE_LAB_REGIONS", "FAILSAFE_LAB_PG_PORT"):
+    for name in ("FAILSAFE_LAB_DIR", "FAILSAFE_LAB_REGIONS", "FAILSAFE_LAB_PORT_OFFSET",
+                 "FAILSAFE_LAB_PORT_SCAN"):
         monkeypatch.delenv(name, raising=False)
-    assert inventory.dump(LabConfig.from_env()) == committed
+    assert inventory.dump(make_lab()) == committed
 
 
 def test_lab_passwords_equal_the_inventory(committed):
@@ -49,13 +55,12 @@ def test_lab_passwords_equal_the_inventory(committed):
 def test_inventory_hosts_match_the_lab(committed):
     data = yaml.safe_load(committed)["all"]
     hosts = data["children"]["postgresql"]["hosts"]
-    config = default_config()
     assert set(hosts) == {"pg-%s" % region for region in DEFAULT_REGIONS}
     for region, address in DEFAULT_REGIONS.items():
         host = hosts["pg-%s" % region]
         assert host["failsafe_region"] == region
         assert host["failsafe_pg_host"] == address
-        assert host["failsafe_pg_port"] == config.pg_port
+        assert host["failsafe_pg_port"] == postgresql.PostgresNode.default_ports["pg"]
         assert host["failsafe_pg_slot_name"] == postgresql.slot_name(region)
         assert host["failsafe_pg_data_dir"].startswith(default_state_dir() + "/")
         # Every region is a group of its own, holding its host.
@@ -63,8 +68,8 @@ def test_inventory_hosts_match_the_lab(committed):
 
 
 def test_inventory_follows_the_lab_config(tmp_path):
-    config = LabConfig(state_dir=tmp_path, regions={"eu-central": "127.0.3.1"}, pg_port=25432)
-    rendered = yaml.safe_load(inventory.dump(config))["all"]
+    config = LabConfig(state_dir=tmp_path, regions={"eu-central": "127.0.3.1"}, port_offset=10000)
+    rendered = yaml.safe_load(inventory.dump(make_lab(config)))["all"]
     host = rendered["children"]["postgresql"]["hosts"]["pg-eu-central"]
     assert host["failsafe_pg_host"] == "127.0.3.1" and host["failsafe_pg_port"] == 25432
     assert host["failsafe_pg_data_dir"] == str(tmp_path / "postgresql-eu-central" / "data")
@@ -73,6 +78,6 @@ def test_inventory_follows_the_lab_config(tmp_path):
 
 
 def test_write(tmp_path):
-    path = inventory.write(default_config(), tmp_path / "inv")
+    path = inventory.write(default_lab(), tmp_path / "inv")
     assert path == tmp_path / "inv" / "hosts.yml"
     assert path.read_text() == COMMITTED.read_text()
