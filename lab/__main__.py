@@ -1,4 +1,8 @@
-"""python -m lab up|down|status|inventory: start, stop and show the local lab."""
+"""python -m lab up|down|status|inventory|packages: start, stop and show the local lab.
+
+Imports only the standard library at the top: lab/install-deps.sh runs `packages` with the
+system's python3, before the virtualenv exists.
+"""
 
 from __future__ import annotations
 
@@ -33,6 +37,9 @@ def main(argv: list[str] | None = None) -> int:
     status = sub.add_parser("status", help="show each component, its address, state and role")
     status.add_argument("--json", action="store_true", help="machine-readable output")
     sub.add_parser("inventory", help="print the Ansible inventory of this lab (YAML)")
+    packages = sub.add_parser("packages", help="print the missing Debian packages, on one line")
+    packages.add_argument("--only", type=kinds_option, metavar="KIND[,KIND]",
+                          help="for these kinds and the kinds they need (default: every kind)")
     args = parser.parse_args(argv)
 
     try:
@@ -41,6 +48,8 @@ def main(argv: list[str] | None = None) -> int:
             from lab.inventory import dump
 
             print(dump(lab), end="")
+        elif args.command == "packages":
+            print(" ".join(lab.missing_packages(args.only)))
         elif args.command == "up":
             lab.up(args.only)
             print_table(lab.status())
