@@ -4,7 +4,7 @@ Starts a fresh bench lab (FAILSAFE_LAB_DIR=/var/tmp/failsafe-bench-lab, regions
 us-east=127.0.5.1, us-west=127.0.6.1), renders its inventory, and measures under a live
 lab.writer.Writer:
 
-  1. planned switchovers with playbooks/postgresql_switchover.yml (alternating -l us_west / -l us_east)
+  1. planned switchovers with playbooks/postgresql_switchover.yml (alternating -l us-west / -l us-east)
   2. the hand-written fence / catch-up / promote procedure (psycopg, in this process)
   3. emergency failovers: kill -9 of the primary's postmaster + playbooks/postgresql_failover.yml
 

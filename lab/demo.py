@@ -1,7 +1,7 @@
 """make demo: a planned switchover us-east -> us-west and back, under a live writer.
 
-lab up -> topology -> writer starts -> playbooks/postgresql_switchover.yml -l us_west (fence,
-catch up, promote, rejoin) -> -l us_east (back) -> timings, write outage and rows lost -> lab down.
+lab up -> topology -> writer starts -> playbooks/postgresql_switchover.yml -l us-west (fence,
+catch up, promote, rejoin) -> -l us-east (back) -> timings, write outage and rows lost -> lab down.
 """
 
 from __future__ import annotations
@@ -54,7 +54,7 @@ def main() -> int:
                 tempfile.TemporaryDirectory(prefix="failsafe-demo-") as tmp:
             print(f"writer connected with target_session_attrs=read-write; "
                   f"{len(writer.acked)} rows so far")
-            for limit, label in (("us_west", "us-east -> us-west"), ("us_east", "us-west -> us-east")):
+            for limit, label in (("us-west", "us-east -> us-west"), ("us-east", "us-west -> us-east")):
                 time.sleep(1.0)
                 banner(f"Planned switchover {label}: ansible-playbook playbooks/postgresql_switchover.yml -l {limit}")
                 t0 = time.monotonic()

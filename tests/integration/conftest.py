@@ -18,7 +18,7 @@ lab_env (session)
     safeguard; SIGTERM turned into KeyboardInterrupt so that it stops the lab too; labs left
     by a pytest killed with SIGKILL are reaped at the next start). A `LabEnv`: `.lab`,
     `.config`, `.inventory` (lab.inventory rendered for the test lab: hosts pg-us-east and
-    pg-us-west, groups us_east, us_west, postgresql), `.localhost_inventory` (localhost only,
+    pg-us-west, groups us-east, us-west, aliases us_east, us_west, postgresql), `.localhost_inventory` (localhost only,
     for ad-hoc module runs), `.envvars` (environment for ansible-runner: ANSIBLE_CONFIG,
     ANSIBLE_COLLECTIONS_PATH=<repo>/collections, ANSIBLE_ROLES_PATH, PATH with the venv),
     `.node(region)`, `.pair()`, `.canonical_problems()`, `.ensure_canonical()`, `.reset()`.
