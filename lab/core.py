@@ -24,6 +24,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable, Iterable
 
+from lab.tls import LabCA
+
 REPO_ROOT = Path(__file__).resolve().parent.parent
 
 # Loopback addresses that make the lab look like two regions.
@@ -526,6 +528,11 @@ class Lab:
                 needed_by.setdefault(kind, set()).add(comp.kind)
         wanted = closure(kinds, lambda kind: needed_by.get(kind, ()))
         return [comp for comp in self.components if comp.kind in wanted]
+
+    @property
+    def ca(self) -> LabCA:
+        """The lab's certificate authority (<state dir>/tls/ca.crt), created on first use."""
+        return LabCA(self.config.state_dir / "tls", self.runner)
 
     def secrets(self) -> set[str]:
         return {secret for comp in self.components for secret in comp.secrets}

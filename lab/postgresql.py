@@ -1,7 +1,9 @@
 """PostgreSQL in the lab: a primary, and physical streaming standbys made with pg_basebackup.
 
 Configuration lives outside the data directory (like Debian's /etc/postgresql layout), so that
-pg_basebackup and pg_rewind never copy one node's address or port onto another.
+pg_basebackup and pg_rewind never copy one node's address or port onto another. Servers accept
+TCP connections over TLS only, with a certificate of the lab's CA for their address: every
+client of the lab (inventory, replication, writer) verifies it (sslmode=verify-full).
 """
 
 from __future__ import annotations
@@ -82,6 +84,14 @@ class PostgresNode(Component):
         return self.data_dir / "postmaster.pid"
 
     @property
+    def tls_cert(self) -> Path:
+        return self.config_dir / "server.crt"
+
+    @property
+    def tls_key(self) -> Path:
+        return self.config_dir / "server.key"
+
+    @property
     def archive_dir(self) -> Path:
         return self.lab.config.state_dir / "wal_archive"
 
@@ -95,9 +105,19 @@ class PostgresNode(Component):
     def bin(self, name: str) -> str:
         return str(self.bindir / name)
 
+    @property
+    def ca_cert(self) -> Path:
+        return self.lab.ca.cert_path
+
+    @property
+    def verify_server(self) -> str:
+        """libpq options that verify this lab's servers."""
+        return f"sslmode=verify-full sslrootcert={self.ca_cert}"
+
     def conninfo(self, dbname: str = "postgres") -> str:
         return (f"host={self.host} port={self.port} user={ADMIN_USER} "
-                f"password={ADMIN_PASSWORD} dbname={dbname} connect_timeout=3")
+                f"password={ADMIN_PASSWORD} dbname={dbname} connect_timeout=3 "
+                f"{self.verify_server}")
 
     # Life cycle ------------------------------------------------------------------------------
     def postmaster_pid(self) -> int | None:
@@ -108,6 +128,8 @@ class PostgresNode(Component):
         for path in (self.home, self.config_dir, self.socket_dir, self.log_file.parent):
             runner.make_dir(path)
         runner.make_dir(self.archive_dir)
+        if not self.tls_key.exists():
+            self.lab.ca.issue(self.name, self.host, self.tls_cert, self.tls_key)
         self.write_config()
         created_standby = False
         if not (self.data_dir / "PG_VERSION").exists():
@@ -132,6 +154,9 @@ ident_file = '{self.config_dir / "pg_ident.conf"}'
 listen_addresses = '{self.host}'
 port = {self.port}
 unix_socket_directories = '{self.socket_dir}'
+ssl = on
+ssl_cert_file = '{self.tls_cert}'
+ssl_key_file = '{self.tls_key}'
 max_connections = 50
 shared_buffers = 64MB
 wal_level = replica
@@ -151,8 +176,8 @@ log_line_prefix = '%m [%p] {self.site} '
         hba = """# TYPE  DATABASE     USER  ADDRESS        METHOD
 local   all          all                  trust
 local   replication  all                  trust
-host    all          all   127.0.0.0/8    scram-sha-256
-host    replication  all   127.0.0.0/8    scram-sha-256
+hostssl all          all   127.0.0.0/8    scram-sha-256
+hostssl replication  all   127.0.0.0/8    scram-sha-256
 """
         runner.write_file(self.config_dir / "postgresql.conf", conf)
         runner.write_file(self.config_dir / "pg_hba.conf", hba)
@@ -183,7 +208,8 @@ host    replication  all   127.0.0.0/8    scram-sha-256
             [self.bin("pg_basebackup"), "-D", str(self.data_dir), "-h", upstream.host,
              "-p", str(upstream.port), "-U", REPLICATION_USER, "-X", "stream",
              "-S", self.slot_name, "-C", "-R", "-c", "fast", "--no-password"],
-            env={"PGPASSFILE": str(passfile), "PGAPPNAME": self.slot_name},
+            env={"PGPASSFILE": str(passfile), "PGAPPNAME": self.slot_name,
+                 "PGSSLMODE": "verify-full", "PGSSLROOTCERT": str(self.ca_cert)},
             timeout=600,
         )
         # -R writes primary_conninfo without a password (it came from the passfile): give the
@@ -191,9 +217,9 @@ host    replication  all   127.0.0.0/8    scram-sha-256
         auto = self.data_dir / "postgresql.auto.conf"
         lines = [ln for ln in auto.read_text().splitlines() if not ln.startswith("primary_conninfo")]
         lines.append(
-            "primary_conninfo = 'host={h} port={p} user={u} password={pw} application_name={a}'"
+            "primary_conninfo = 'host={h} port={p} user={u} password={pw} application_name={a} {v}'"
             .format(h=upstream.host, p=upstream.port, u=REPLICATION_USER,
-                    pw=REPLICATION_PASSWORD, a=self.slot_name)
+                    pw=REPLICATION_PASSWORD, a=self.slot_name, v=self.verify_server)
         )
         runner.write_file(auto, "\n".join(lines) + "\n")
         passfile.unlink(missing_ok=True)
@@ -286,6 +312,8 @@ host    replication  all   127.0.0.0/8    scram-sha-256
             "failsafe_pg_password": ADMIN_PASSWORD,
             "failsafe_pg_replication_user": REPLICATION_USER,
             "failsafe_pg_replication_password": REPLICATION_PASSWORD,
+            "failsafe_pg_ssl_mode": "verify-full",
+            "failsafe_pg_ca_cert": str(self.ca_cert),
         }
 
     def wait_streaming(self, timeout: float = 30) -> None:

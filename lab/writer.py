@@ -38,12 +38,15 @@ class WriterReport:
 
 class Writer:
     def __init__(self, hosts: list[tuple[str, int]], user: str, password: str,
-                 dbname: str = "postgres", run_id: str = "run") -> None:
+                 dbname: str = "postgres", run_id: str = "run", ca_cert: str | None = None) -> None:
         host_list = ",".join(host for host, _port in hosts)
         port_list = ",".join(str(port) for _host, port in hosts)
         self.conninfo = (f"host={host_list} port={port_list} user={user} password={password} "
                          f"dbname={dbname} target_session_attrs=read-write connect_timeout=2 "
                          "application_name=failsafe_writer")
+        if ca_cert:
+            # Verify each server's certificate against the CA (its name is its address).
+            self.conninfo += f" sslmode=verify-full sslrootcert={ca_cert}"
         self.run_id = run_id
         self.acked: list[int] = []
         self.ack_times: list[float] = []
@@ -59,7 +62,7 @@ class Writer:
 
         nodes = lab.of_kind(postgresql.PostgresNode.kind)
         return cls([(n.host, n.port) for n in nodes], postgresql.ADMIN_USER,
-                   postgresql.ADMIN_PASSWORD, run_id=run_id)
+                   postgresql.ADMIN_PASSWORD, run_id=run_id, ca_cert=str(lab.ca.cert_path))
 
     @contextmanager
     def running(self, linger: float = 0.0):

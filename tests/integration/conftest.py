@@ -370,18 +370,20 @@ class PgNode:
     component: object = field(repr=False)
     user: str = ADMIN_USER
     password: str = ADMIN_PASSWORD
+    ca_cert: str = ""  # the lab's CA: modules verify the server (ssl_mode verify-full)
 
     def peer(self, **overrides) -> dict:
         """Connection dict for a module's peer option (primary=, standby=)."""
         peer = dict(host=self.host, port=self.port, user=self.user, password=self.password,
-                    connect_timeout=3)
+                    connect_timeout=3, ssl_mode="verify-full", ca_cert=self.ca_cert)
         peer.update(overrides)
         return peer
 
     def login(self, **overrides) -> dict:
         """The flat login_* options of a module acting on this node."""
         login = dict(login_host=self.host, login_port=self.port, login_user=self.user,
-                     login_password=self.password, connect_timeout=3)
+                     login_password=self.password, connect_timeout=3,
+                     ssl_mode="verify-full", ca_cert=self.ca_cert)
         login.update(overrides)
         return login
 
@@ -391,7 +393,8 @@ class PgNode:
 
     def conninfo(self, **extra) -> str:
         parts = dict(host=self.host, port=self.port, user=self.user, password=self.password,
-                     dbname="postgres", connect_timeout=3)
+                     dbname="postgres", connect_timeout=3, sslmode="verify-full",
+                     sslrootcert=self.ca_cert)
         parts.update(extra)
         return " ".join(f"{k}={v}" for k, v in parts.items())
 
@@ -410,7 +413,7 @@ class PgPair:
             nodes[region] = PgNode(region=region, host=comp.host, port=comp.port,
                                    data_dir=comp.data_dir, config_dir=comp.config_dir,
                                    log_file=comp.log_file, slot_name=lab_pg.slot_name(region),
-                                   component=comp)
+                                   component=comp, ca_cert=str(comp.ca_cert))
         self.east = nodes["us-east"]
         self.west = nodes["us-west"]
         self._conns: list = []

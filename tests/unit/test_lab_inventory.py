@@ -52,6 +52,12 @@ def test_lab_passwords_equal_the_inventory(committed):
     assert variables["failsafe_pg_replication_password"] == postgresql.REPLICATION_PASSWORD
 
 
+def test_inventory_makes_every_client_verify_the_lab_servers(committed):
+    variables = yaml.safe_load(committed)["all"]["vars"]
+    assert variables["failsafe_pg_ssl_mode"] == "verify-full"
+    assert variables["failsafe_pg_ca_cert"] == default_state_dir() + "/tls/ca.crt"
+
+
 def test_inventory_hosts_match_the_lab(committed):
     data = yaml.safe_load(committed)["all"]
     hosts = data["children"]["postgresql"]["hosts"]
