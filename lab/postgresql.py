@@ -171,7 +171,8 @@ archive_command = 'test ! -f {archive}/%f && cp %p {archive}/%f'
 # No restore_command: standbys stream through slots, and a restore_command costs every
 # promotion ~0.1 s while the startup process probes the archive (docs/field-notes.md).
 checkpoint_timeout = 5min
-log_line_prefix = '%m [%p] {self.site} '
+# Who ran a statement (application name, user), for tests that turn log_statement on.
+log_line_prefix = '%m [%p] {self.site} app=%a user=%u '
 """
         hba = """# TYPE  DATABASE     USER  ADDRESS        METHOD
 local   all          all                  trust
