@@ -60,6 +60,7 @@ class PostgresNode(Component):
     packages = (DebianPackage("postgresql-15", path="/usr/lib/postgresql/*/bin/pg_rewind"),)
     secrets = (ADMIN_PASSWORD, REPLICATION_PASSWORD)
     inventory_groups: tuple[str, ...] = ("postgresql",)
+    replicated = True  # a member of the replicated cluster: slots, WAL archive, replication role
 
     def __init__(self, lab, site: str, instance: int = 0,
                  upstream: "PostgresNode | None" = None) -> None:
@@ -80,6 +81,10 @@ class PostgresNode(Component):
         return self.home / "socket"
 
     @property
+    def log_file(self) -> Path:
+        return self.home / "log" / "postgresql.log"
+
+    @property
     def pid_file(self) -> Path:
         return self.data_dir / "postmaster.pid"
 
@@ -96,7 +101,7 @@ class PostgresNode(Component):
         return self.lab.config.state_dir / "wal_archive"
 
     def data_dirs(self) -> list[Path]:
-        return [self.home, self.archive_dir]
+        return [self.home, self.archive_dir] if self.replicated else [self.home]
 
     @property
     def bindir(self) -> Path:
@@ -127,7 +132,8 @@ class PostgresNode(Component):
         runner = self.lab.runner
         for path in (self.home, self.config_dir, self.socket_dir, self.log_file.parent):
             runner.make_dir(path)
-        runner.make_dir(self.archive_dir)
+        if self.replicated:
+            runner.make_dir(self.archive_dir)
         if not self.tls_key.exists():
             self.lab.ca.issue(self.name, self.host, self.tls_cert, self.tls_key)
         self.write_config()
@@ -139,14 +145,16 @@ class PostgresNode(Component):
                 self.clone_from(self.upstream)
                 created_standby = True
         self.start()
-        if self.upstream is None:
+        if self.replicated and self.upstream is None:
             self.bootstrap_roles()
         if created_standby:
             self.wait_streaming()
 
     def write_config(self) -> None:
         runner = self.lab.runner
-        archive = self.archive_dir
+        archive = f"""archive_mode = on
+archive_command = 'test ! -f {self.archive_dir}/%f && cp %p {self.archive_dir}/%f'
+""" if self.replicated else ""
         conf = f"""# Written by the failsafe lab for {self.name}; node-local, outside the data directory.
 data_directory = '{self.data_dir}'
 hba_file = '{self.config_dir / "pg_hba.conf"}'
@@ -166,9 +174,7 @@ wal_keep_size = 256MB
 wal_log_hints = on
 hot_standby = on
 hot_standby_feedback = on
-archive_mode = on
-archive_command = 'test ! -f {archive}/%f && cp %p {archive}/%f'
-# No restore_command: standbys stream through slots, and a restore_command costs every
+{archive}# No restore_command: standbys stream through slots, and a restore_command costs every
 # promotion ~0.1 s while the startup process probes the archive (docs/field-notes.md).
 checkpoint_timeout = 5min
 # Who ran a statement (application name, user), for tests that turn log_statement on.
@@ -276,7 +282,8 @@ hostssl replication  all   127.0.0.0/8    scram-sha-256
                     "replay_lsn)::bigint FROM pg_stat_replication").fetchall())
                 detail = ", ".join(f"{name} lag {lag} B" for name, lag in standbys.items())
                 return {"role": "primary", "standbys": standbys,
-                        "detail": f"standbys: {detail or 'none'}"}
+                        "detail": f"standbys: {detail or 'none'}" if self.replicated
+                        else "standalone"}
             info = {"role": "standby", "upstream": None, "receiver": None}
             row = conn.execute(
                 "SELECT sender_host, sender_port, status FROM pg_stat_wal_receiver").fetchone()
@@ -297,14 +304,16 @@ hostssl replication  all   127.0.0.0/8    scram-sha-256
         return slot_name(self.site)
 
     def inventory_host(self) -> InventoryHost:
-        return InventoryHost(f"pg-{self.site}", {
+        host_vars = {
             "failsafe_pg_host": self.host,
             "failsafe_pg_port": self.port,
             "failsafe_pg_data_dir": str(self.data_dir),
             "failsafe_pg_config_dir": str(self.config_dir),
             "failsafe_pg_log_file": str(self.log_file),
-            "failsafe_pg_slot_name": self.slot_name,
-        }, self.inventory_groups)
+        }
+        if self.replicated:
+            host_vars["failsafe_pg_slot_name"] = self.slot_name
+        return InventoryHost(f"pg-{self.site}", host_vars, self.inventory_groups)
 
     def inventory_vars(self) -> dict:
         # Lab-only secrets of servers bound to loopback; production uses vault.
@@ -332,3 +341,17 @@ hostssl replication  all   127.0.0.0/8    scram-sha-256
                 pass
             time.sleep(0.1)
         raise LabError(f"{self.name} is not streaming after {timeout}s; see {self.log_file}")
+
+
+class PostgresWitness(PostgresNode):
+    """A standalone PostgreSQL primary on a site of its own (e.g. the run-lock store): its own
+    cluster, no standby, no WAL archive; inventory group `witness`, never `postgresql` (the
+    replicated cluster the playbooks act on). Same admin credentials as the cluster."""
+
+    kind = "postgresql_witness"
+    inventory_groups = ("witness",)
+    replicated = False
+
+    @property
+    def name(self) -> str:
+        return f"postgresql-{self.site}"

@@ -10,6 +10,7 @@ from lab.core import Lab, LabConfig, Registry
 
 REGISTRY = Registry()
 REGISTRY.add(postgresql.replicated_pair)  # postgresql: primary us-east, standby us-west
+REGISTRY.add(postgresql.PostgresWitness.at("witness"))  # postgresql_witness: standalone
 
 
 def make_lab(config: LabConfig | None = None, registry: Registry = REGISTRY) -> Lab:

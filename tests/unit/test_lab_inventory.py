@@ -80,7 +80,19 @@ def test_inventory_follows_the_lab_config(tmp_path):
     assert host["failsafe_pg_host"] == "127.0.3.1" and host["failsafe_pg_port"] == 25432
     assert host["failsafe_pg_data_dir"] == str(tmp_path / "postgresql-eu-central" / "data")
     assert host["failsafe_pg_slot_name"] == "eu_central"
-    assert set(rendered["children"]) == {"eu-central", "eu_central", "postgresql"}
+    assert set(rendered["children"]) == {"eu-central", "eu_central", "postgresql", "witness"}
+    witness = rendered["children"]["witness"]["hosts"]["pg-witness"]
+    assert witness["failsafe_pg_host"] == "127.1.3.1" and witness["failsafe_pg_port"] == 25432
+
+
+def test_witness_is_a_host_of_its_own_outside_the_cluster(committed):
+    children = yaml.safe_load(committed)["all"]["children"]
+    assert "pg-witness" not in children["postgresql"]["hosts"]
+    witness = children["witness"]["hosts"]["pg-witness"]
+    assert witness["failsafe_region"] is None
+    assert witness["failsafe_pg_host"] == "127.1.1.1"
+    assert witness["failsafe_pg_data_dir"] == default_state_dir() + "/postgresql-witness/data"
+    assert "failsafe_pg_slot_name" not in witness
 
 
 def test_region_aliases_are_parents_of_the_dashed_groups(committed):
