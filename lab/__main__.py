@@ -15,10 +15,10 @@ from lab.topology import make_lab
 
 
 def print_table(rows: list[dict]) -> None:
-    print(f"{'site':<9} {'component':<24} {'address':<17} {'state':<9} {'role':<8} detail")
+    print(f"{'site':<9} {'component':<24} {'address':<22} {'state':<9} {'role':<8} detail")
     for row in rows:
         address = f"{row['host']}:{','.join(str(p) for p in row['ports'].values())}"
-        print(f"{row['site']:<9} {row['component']:<24} {address:<17} {row['state']:<9} "
+        print(f"{row['site']:<9} {row['component']:<24} {address:<22} {row['state']:<9} "
               f"{str(row.get('role') or '-'):<8} {row.get('detail') or ''}".rstrip())
 
 

@@ -1,9 +1,11 @@
 """A client that writes continuously through a switchover, as an application would.
 
 It connects with a multi-host connection string and target_session_attrs=read-write (libpq
-then picks whichever server accepts writes), inserts one row per transaction in autocommit,
-and remembers every row the server acknowledged. Afterwards `verify` counts which acknowledged
-rows the new primary has, and `report` gives the longest time without a successful commit.
+then picks whichever server accepts writes), over TLS verifying each server against the lab's
+CA when given one (`for_lab` does), inserts one row per transaction in autocommit, and
+remembers every row the server acknowledged. Afterwards `verify()` counts the acknowledged rows
+the current primary lacks, and `max_gap()` gives the longest time without a successful commit.
+Used by the demo, the bench and the zero-loss integration test.
 """
 
 from __future__ import annotations
