@@ -123,7 +123,10 @@ def site_addresses(regions: dict[str, str], sites: Iterable[str],
 
 
 def port_free(address: str, port: int) -> bool:
+    """Whether a server could listen there (SO_REUSEADDR, as servers do: a connection of a
+    previous server in TIME_WAIT does not count, a listener does)."""
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         try:
             sock.bind((address, port))
         except OSError:
