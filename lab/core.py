@@ -39,6 +39,9 @@ PORTS_FILE = "ports.json"
 # How far a port scan looks past a component's default port.
 PORT_SCAN_LIMIT = 200
 
+# Servers this process started with Runner.spawn: pid_alive reaps them once they exit.
+_spawned: set[int] = set()
+
 
 class LabError(RuntimeError):
     """A lab step failed; the message says which and where its log is."""
@@ -218,6 +221,7 @@ class Runner:
                 argv, stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT, cwd="/",
                 env=dict(os.environ, **(env or {})), start_new_session=True, **user,
             )
+        _spawned.add(proc.pid)
         return proc.pid
 
     def make_dir(self, path: Path, mode: int = 0o700) -> None:
@@ -234,12 +238,14 @@ class Runner:
 
 
 def pid_alive(pid: int) -> bool:
-    """Whether the process runs (a zombie does not; one of our own children is reaped)."""
-    try:
-        if os.waitpid(pid, os.WNOHANG)[0] == pid:
-            return False
-    except ChildProcessError:
-        pass
+    """Whether the process runs (a zombie does not; a server this process spawned is reaped)."""
+    if pid in _spawned:
+        try:
+            if os.waitpid(pid, os.WNOHANG)[0] == pid:
+                _spawned.discard(pid)
+                return False
+        except ChildProcessError:  # reaped elsewhere (subprocess cleans up dropped Popens)
+            _spawned.discard(pid)
     try:
         os.kill(pid, 0)
     except ProcessLookupError:
