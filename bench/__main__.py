@@ -4,7 +4,7 @@ Starts a fresh bench lab (FAILSAFE_LAB_DIR=/var/tmp/failsafe-bench-lab, regions
 us-east=127.0.5.1, us-west=127.0.6.1), renders its inventory, and measures under a live
 lab.writer.Writer:
 
-  1. planned switchovers with playbooks/postgresql_switchover.yml (alternating -l us_west / -l us_east)
+  1. planned switchovers with playbooks/postgresql_switchover.yml (alternating -l us-west / -l us-east)
   2. the hand-written fence / catch-up / promote procedure (psycopg, in this process)
   3. emergency failovers: kill -9 of the primary's postmaster + playbooks/postgresql_failover.yml
 
@@ -32,6 +32,7 @@ from bench.common import (
     log,
     machine_info,
     now_iso,
+    pg_nodes,
     write_json,
 )
 
@@ -109,7 +110,7 @@ def run_switchover_section(lab, ansible, args, work: Path, writer_cls, started_a
     result.update({
         "status": "complete",
         "lab": {"state_dir": BENCH_LAB_DIR, "regions": BENCH_LAB_REGIONS,
-                "pg_port": lab.config.pg_port},
+                "pg_port": pg_nodes(lab)[0].port},
         "writer": {
             "client": "lab.writer.Writer",
             "conninfo": "host=<us-east>,<us-west> target_session_attrs=read-write "
@@ -166,7 +167,7 @@ def run_failover_section(lab, ansible, args, work: Path, writer_cls, started_at)
         "timestamp": started_at,
         "status": "complete",
         "lab": {"state_dir": BENCH_LAB_DIR, "regions": BENCH_LAB_REGIONS,
-                "pg_port": lab.config.pg_port},
+                "pg_port": pg_nodes(lab)[0].port},
         "writer": {
             "client": "lab.writer.Writer",
             "conninfo": "host=<us-east>,<us-west> target_session_attrs=read-write "
@@ -256,20 +257,20 @@ def main(argv: list[str] | None = None) -> int:
 
     configure_env()
     from lab import inventory as lab_inventory
-    from lab.core import Lab
+    from lab.topology import make_lab
     from lab.writer import Writer
 
     started_at = now_iso()
     bench_started = time.monotonic()
     work = Path(tempfile.mkdtemp(prefix="failsafe-bench-"))
-    lab = Lab()
+    lab = make_lab()
     ok = False
     sw = fo = None
     try:
         log(f"fresh bench lab in {lab.config.state_dir} ({BENCH_LAB_REGIONS}); work dir {work}")
         lab.down()
-        lab.up()
-        inventory = lab_inventory.write(lab.config, work / "inventory")
+        lab.up(["postgresql"])
+        inventory = lab_inventory.write(lab, work / "inventory")
         ansible = Ansible(inventory, work, profile_tasks=args.profile_tasks)
         if args.profile_tasks:
             args.keep_logs = True

@@ -1,6 +1,6 @@
 """Shared machinery of the benchmarks: the bench lab, playbook runs, writer helpers, statistics.
 
-The lab itself (lab.Lab), its inventory (lab.inventory) and the measuring client
+The lab itself (lab.topology.make_lab), its inventory (lab.inventory) and the measuring client
 (lab.writer.Writer) are the ones `make demo` uses; nothing here re-implements them.
 """
 
@@ -30,9 +30,12 @@ PLAYBOOK_TIMEOUT = 300
 
 
 def configure_env() -> None:
-    """Point lab.LabConfig.from_env() at the bench lab (call before building lab.Lab())."""
+    """Point lab.LabConfig.from_env() at the bench lab (call before lab.topology.make_lab()):
+    its own directory and addresses, the components' default ports."""
     os.environ["FAILSAFE_LAB_DIR"] = BENCH_LAB_DIR
     os.environ["FAILSAFE_LAB_REGIONS"] = BENCH_LAB_REGIONS
+    for name in ("FAILSAFE_LAB_PORT_OFFSET", "FAILSAFE_LAB_PORT_SCAN"):
+        os.environ.pop(name, None)
 
 
 def log(text: str) -> None:
@@ -136,7 +139,7 @@ class Ansible:
 def pg_nodes(lab):
     from lab.postgresql import PostgresNode
 
-    return [c for c in lab.components if isinstance(c, PostgresNode)]
+    return lab.of_kind(PostgresNode.kind)
 
 
 def node_state(node) -> dict:

@@ -17,7 +17,6 @@ from bench.common import (
     wait_ack_after,
     wait_healthy_pair,
 )
-from lab.inventory import group_name
 
 FAILOVER_PLAYBOOK = "playbooks/postgresql_failover.yml"
 
@@ -45,7 +44,7 @@ def failover_runs(lab, ansible, writer, runs: int, report_dir: Path) -> list[dic
     counted: set = set()  # ids already reported missing by an earlier run
     for n in range(1, runs + 1):
         primary, standby = wait_healthy_pair(lab)
-        limit = group_name(standby.region)
+        limit = standby.region
         time.sleep(1.0)
         load = loadavg()
         pid = primary.postmaster_pid()

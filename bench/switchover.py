@@ -22,7 +22,6 @@ from bench.common import (
     wait_ack_after,
     wait_healthy_pair,
 )
-from lab.inventory import group_name
 
 SWITCHOVER_PLAYBOOK = "playbooks/postgresql_switchover.yml"
 REJOIN_PLAYBOOK = "playbooks/postgresql_rejoin.yml"
@@ -79,7 +78,7 @@ def ansible_runs(lab, ansible, writer, runs: int, report_dir: Path) -> list[dict
     results = []
     for n in range(1, runs + 1):
         primary, standby = wait_healthy_pair(lab)
-        limit = group_name(standby.region)
+        limit = standby.region
         time.sleep(1.0)  # steady writing before the switchover
         load = loadavg()
         log(f"switchover {n}/{runs}: {primary.region} -> {standby.region} "

@@ -1,4 +1,8 @@
-"""python -m lab up|down|status [--json]: start, stop and show the local lab."""
+"""python -m lab up|down|status|inventory|packages: start, stop and show the local lab.
+
+Imports only the standard library at the top: lab/install-deps.sh runs `packages` with the
+system's python3, before the virtualenv exists.
+"""
 
 from __future__ import annotations
 
@@ -6,51 +10,56 @@ import argparse
 import json
 import sys
 
-from lab.core import Lab, LabError
+from lab.core import LabError
+from lab.topology import make_lab
 
 
 def print_table(rows: list[dict]) -> None:
-    print(f"{'region':<9} {'component':<20} {'address':<17} {'state':<9} {'role':<8} detail")
+    print(f"{'site':<9} {'component':<24} {'address':<22} {'state':<9} {'role':<8} detail")
     for row in rows:
-        detail = ""
-        if row.get("role") == "standby":
-            detail = f"upstream {row.get('upstream')} ({row.get('receiver')}), replay lag {row.get('lag_bytes')} B"
-        elif row.get("role") == "primary" and row.get("standbys") is not None:
-            detail = "standbys: " + (", ".join(f"{k} lag {v} B" for k, v in row["standbys"].items()) or "none")
-        print(f"{row['region']:<9} {row['component']:<20} {row['host'] + ':' + str(row['port']):<17} "
-              f"{row['state']:<9} {str(row.get('role') or '-'):<8} {detail}")
+        address = f"{row['host']}:{','.join(str(p) for p in row['ports'].values())}"
+        print(f"{row['site']:<9} {row['component']:<24} {address:<22} {row['state']:<9} "
+              f"{str(row.get('role') or '-'):<8} {row.get('detail') or ''}".rstrip())
+
+
+def kinds_option(text: str) -> list[str]:
+    return [kind for kind in text.split(",") if kind]
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m lab", description=__doc__)
     sub = parser.add_subparsers(dest="command", required=True)
-    sub.add_parser("up", help="start every component (idempotent)")
-    down = sub.add_parser("down", help="stop every component and remove the lab's data")
+    up = sub.add_parser("up", help="start the lab's components (idempotent)")
+    up.add_argument("--only", type=kinds_option, metavar="KIND[,KIND]",
+                    help="only these kinds, and the kinds they need (default: every kind)")
+    down = sub.add_parser("down", help="stop every component that runs and remove the lab's data")
     down.add_argument("--keep-data", action="store_true", help="stop, but keep data directories")
-    status = sub.add_parser("status", help="show each component, its role, address and lag")
+    status = sub.add_parser("status", help="show each component, its address, state and role")
     status.add_argument("--json", action="store_true", help="machine-readable output")
     sub.add_parser("inventory", help="print the Ansible inventory of this lab (YAML)")
+    packages = sub.add_parser("packages", help="print the missing Debian packages, on one line")
+    packages.add_argument("--only", type=kinds_option, metavar="KIND[,KIND]",
+                          help="for these kinds and the kinds they need (default: every kind)")
     args = parser.parse_args(argv)
 
-    lab = Lab()
-    if args.command == "inventory":
-        from lab.inventory import dump
-
-        print(dump(lab.config), end="")
-        return 0
     try:
-        if args.command == "up":
-            lab.up()
+        lab = make_lab()
+        if args.command == "inventory":
+            from lab.inventory import dump
+
+            print(dump(lab), end="")
+        elif args.command == "packages":
+            print(" ".join(lab.missing_packages(args.only)))
+        elif args.command == "up":
+            lab.up(args.only)
             print_table(lab.status())
         elif args.command == "down":
             lab.down(keep_data=args.keep_data)
             print("lab stopped" + (" (data kept)" if args.keep_data else ""))
+        elif args.json:
+            print(json.dumps(lab.status(), indent=2))
         else:
-            rows = lab.status()
-            if args.json:
-                print(json.dumps(rows, indent=2))
-            else:
-                print_table(rows)
+            print_table(lab.status())
     except LabError as exc:
         print(f"lab: {exc}", file=sys.stderr)
         return 1

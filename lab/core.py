@@ -1,28 +1,46 @@
-"""The lab's machinery: regions, components, processes, the unprivileged user.
+"""The lab's machinery: sites and their addresses, ports, processes, the unprivileged user.
 
-A component is one server on one loopback address. Adding an engine to the lab is writing one
-Component subclass (see postgresql.py) and naming it in topology.py.
+A component is one server of one kind on one site. Adding an engine to the lab is writing one
+Component subclass in a file of its own (see postgresql.py) and registering it with one line in
+topology.py. This module never imports topology.py: a Lab gets its registry from its caller
+(lab.topology.make_lab() passes the default one).
+
+Imports only the standard library: `python3 -m lab packages` runs before the virtualenv exists.
 """
 
 from __future__ import annotations
 
+import glob
 import json
 import os
 import pwd
 import shutil
 import signal
+import socket
 import subprocess
 import time
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Callable, Iterable
+
+from lab.tls import LabCA
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 
-# Loopback addresses that make the lab look like two sites.
+# Loopback addresses that make the lab look like two regions.
 DEFAULT_REGIONS = {"us-east": "127.0.1.1", "us-west": "127.0.2.1"}
 
 # PostgreSQL refuses to run as root: as root the lab runs servers as this system user.
 LAB_SYSTEM_USER = "failsafe-lab"
+
+# <state dir>/PORTS_FILE: the addresses and ports a lab was given (written by `up`).
+PORTS_FILE = "ports.json"
+# How far a port scan looks past a component's default port.
+PORT_SCAN_LIMIT = 200
+
+# Servers this process started with Runner.spawn: pid_alive reaps them once they exit.
+_spawned: set[int] = set()
 
 
 class LabError(RuntimeError):
@@ -31,11 +49,17 @@ class LabError(RuntimeError):
 
 @dataclass
 class LabConfig:
-    """Where the lab lives and which addresses its regions use."""
+    """Where a lab lives, its regions' addresses and how its ports are chosen.
+
+    Every component declares default ports; the lab uses default + port_offset, and with
+    scan_ports the next port that is free on the component's address (test and bench labs that
+    run beside others). The default lab (offset 0, no scan) is therefore deterministic.
+    """
 
     state_dir: Path
     regions: dict[str, str] = field(default_factory=lambda: dict(DEFAULT_REGIONS))
-    pg_port: int = 15432
+    port_offset: int = 0
+    scan_ports: bool = False
 
     @classmethod
     def from_env(cls) -> "LabConfig":
@@ -44,12 +68,24 @@ class LabConfig:
         spec = os.environ.get("FAILSAFE_LAB_REGIONS")
         if spec:
             regions = dict(item.split("=", 1) for item in spec.split(","))
-        state_dir = os.environ.get("FAILSAFE_LAB_DIR") or default_state_dir()
         return cls(
-            state_dir=Path(state_dir),
+            state_dir=Path(os.environ.get("FAILSAFE_LAB_DIR") or default_state_dir()),
             regions=regions,
-            pg_port=int(os.environ.get("FAILSAFE_LAB_PG_PORT", "15432")),
+            port_offset=int(os.environ.get("FAILSAFE_LAB_PORT_OFFSET") or 0),
+            scan_ports=os.environ.get("FAILSAFE_LAB_PORT_SCAN", "") not in ("", "0"),
         )
+
+    @classmethod
+    def from_state_dir(cls, state_dir: Path) -> "LabConfig":
+        """The config of the lab that wrote `state_dir` (to stop a lab whose owner died).
+
+        Labs started before ports were persisted wrote their regions into config.json.
+        """
+        state_dir = Path(state_dir)
+        path = state_dir / PORTS_FILE
+        if not path.exists():
+            path = state_dir / "config.json"
+        return cls(state_dir=state_dir, regions=json.loads(path.read_text())["regions"])
 
 
 def default_state_dir() -> str:
@@ -59,6 +95,73 @@ def default_state_dir() -> str:
     unprivileged server user. inventories/lab names the same directory.
     """
     return "/var/tmp/failsafe-lab"
+
+
+def site_addresses(regions: dict[str, str], sites: Iterable[str],
+                   known: dict[str, str] | None = None) -> dict[str, str]:
+    """Addresses of the sites that are not regions: 127.1.<R>.<n>.
+
+    R is the third octet of the lab's first region (each lab has its own first region address,
+    so two labs never share a site address); n = 1, 2, ... in order of the sites' first
+    appearance in the topology. `known` (persisted) addresses are kept.
+    """
+    first = next(iter(regions.values()), None)
+    octets = (first or "").split(".")
+    if len(octets) != 4 or octets[0] != "127":
+        raise LabError(f"the first region's address must be a loopback IPv4 address, not {first!r}")
+    addresses = dict(known or {})
+    taken = set(addresses.values())
+    number = 0
+    for site in sites:
+        if site in regions or site in addresses:
+            continue
+        number += 1
+        while f"127.1.{octets[2]}.{number}" in taken:
+            number += 1
+        if number > 254:
+            raise LabError("more than 254 non-region sites")
+        addresses[site] = f"127.1.{octets[2]}.{number}"
+        taken.add(addresses[site])
+    return addresses
+
+
+def port_free(address: str, port: int) -> bool:
+    """Whether a server could listen there (SO_REUSEADDR, as servers do: a connection of a
+    previous server in TIME_WAIT does not count, a listener does)."""
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            sock.bind((address, port))
+        except OSError:
+            return False
+    return True
+
+
+@dataclass(frozen=True)
+class DebianPackage:
+    """A Debian package a component needs, and how to see that it is installed."""
+
+    name: str
+    command: str | None = None  # on PATH once installed
+    path: str | None = None  # a glob matching a file it installs
+
+    def installed(self) -> bool:
+        if self.command and shutil.which(self.command):
+            return True
+        return bool(self.path and glob.glob(self.path))
+
+
+# Needed by the lab itself when root: runuser.
+BASE_PACKAGES = (DebianPackage("util-linux", command="runuser"),)
+
+
+@dataclass
+class InventoryHost:
+    """A component's entry in the Ansible inventory: its host, its variables, its groups."""
+
+    name: str
+    vars: dict
+    groups: tuple[str, ...]
 
 
 class Runner:
@@ -106,6 +209,21 @@ class Runner:
             )
         return proc
 
+    def spawn(self, argv: list[str], log_file: Path, env: dict | None = None) -> int:
+        """Start a server in the background as the lab's user; returns its pid.
+
+        The server itself is the child (no runuser in between), so that its pid is the one to
+        signal; it leads a process group of its own, which down() signals as a whole.
+        """
+        user = dict(user=self.uid, group=self.gid, extra_groups=[]) if self.as_root else {}
+        with open(log_file, "ab") as log:
+            proc = subprocess.Popen(
+                argv, stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT, cwd="/",
+                env=dict(os.environ, **(env or {})), start_new_session=True, **user,
+            )
+        _spawned.add(proc.pid)
+        return proc.pid
+
     def make_dir(self, path: Path, mode: int = 0o700) -> None:
         path.mkdir(parents=True, exist_ok=True)
         os.chmod(path, mode)
@@ -120,85 +238,274 @@ class Runner:
 
 
 def pid_alive(pid: int) -> bool:
+    """Whether the process runs (a zombie does not; a server this process spawned is reaped)."""
+    if pid in _spawned:
+        try:
+            if os.waitpid(pid, os.WNOHANG)[0] == pid:
+                _spawned.discard(pid)
+                return False
+        except ChildProcessError:  # reaped elsewhere (subprocess cleans up dropped Popens)
+            _spawned.discard(pid)
     try:
         os.kill(pid, 0)
     except ProcessLookupError:
         return False
     except PermissionError:
+        pass
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
         return True
-    return True
+    return stat.rsplit(")", 1)[1].split()[0] != "Z"
 
 
-def kill_pid(pid: int, grace: float = 10.0) -> None:
-    """SIGTERM, then SIGKILL after the grace period."""
-    if not pid_alive(pid):
-        return
-    os.kill(pid, signal.SIGTERM)
-    deadline = time.monotonic() + grace
-    while time.monotonic() < deadline:
+def stop_process(pid: int, sig: int = signal.SIGTERM, grace: float = 10.0) -> None:
+    """Send `sig` (to the process group the process leads, if any), SIGKILL after `grace`
+    seconds, and return once the process is gone."""
+    def send(signum: int) -> None:
+        try:
+            if os.getpgid(pid) == pid:
+                os.killpg(pid, signum)
+            else:
+                os.kill(pid, signum)
+        except ProcessLookupError:
+            pass
+
+    for signum, wait in ((sig, grace), (signal.SIGKILL, 10.0)):
         if not pid_alive(pid):
             return
-        time.sleep(0.05)
-    try:
-        os.kill(pid, signal.SIGKILL)
-    except ProcessLookupError:
-        return
+        send(signum)
+        deadline = time.monotonic() + wait
+        while time.monotonic() < deadline:
+            if not pid_alive(pid):
+                return
+            time.sleep(0.02)
+
+
+def wait_listening(host: str, port: int, timeout: float = 10.0,
+                   alive: Callable[[], bool] = lambda: True) -> bool:
+    """Wait until a TCP connection to host:port succeeds; False on timeout or once `alive()`
+    says the server has gone."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline and alive():
+        try:
+            with socket.create_connection((host, port), timeout=1):
+                return True
+        except OSError:
+            time.sleep(0.02)
+    return False
 
 
 class Component:
-    """One server of the lab. Subclasses implement up, down and status."""
+    """One server of the lab: a kind, a site and an instance number on that site.
 
-    kind = "component"
+    A subclass sets the class attributes and implements up(); it overrides describe(),
+    inventory_host() and inventory_vars() to show in `status` and in the inventory, and down()
+    only when its server needs more than a signal. See docs/lab.md, "Adding an engine".
+    """
 
-    def __init__(self, lab: "Lab", region: str) -> None:
+    kind = ""  # the engine label; `python -m lab up --only KIND` selects by it
+    needs: tuple[str, ...] = ()  # kinds started before this one (registered earlier)
+    default_ports: dict[str, int] = {}  # port name -> default port (first: the main one)
+    packages: tuple[DebianPackage, ...] = ()
+    secrets: tuple[str, ...] = ()  # lab passwords no output may show (tests check)
+    stop_signal = signal.SIGTERM
+    stop_grace = 10.0  # seconds between stop_signal and SIGKILL
+
+    def __init__(self, lab: "Lab", site: str, instance: int = 0) -> None:
         self.lab = lab
-        self.region = region
+        self.site = site
+        self.instance = instance
 
+    @classmethod
+    def in_each_region(cls, lab: "Lab") -> list["Component"]:
+        """A registry factory: one component of this class per region."""
+        return [cls(lab, region) for region in lab.config.regions]
+
+    @classmethod
+    def at(cls, site: str, instances: int = 1) -> Callable[["Lab"], list["Component"]]:
+        """A registry factory: `instances` components of this class on one site."""
+        def build(lab: "Lab") -> list["Component"]:
+            return [cls(lab, site, number) for number in range(instances)]
+        return build
+
+    # Identity and places ---------------------------------------------------------------------
     @property
     def name(self) -> str:
-        return f"{self.kind}-{self.region}"
+        suffix = f"-{self.instance}" if self.instance else ""
+        return f"{self.kind}-{self.site}{suffix}"
+
+    @property
+    def region(self) -> str | None:
+        return self.site if self.site in self.lab.config.regions else None
 
     @property
     def host(self) -> str:
-        return self.lab.config.regions[self.region]
+        return self.lab.addresses[self.site]
 
     @property
-    def port(self) -> int:
-        raise NotImplementedError
+    def ports(self) -> dict[str, int]:
+        return self.lab.ports[self.name]
+
+    @property
+    def port(self) -> int | None:
+        return next(iter(self.ports.values()), None)
 
     @property
     def home(self) -> Path:
         return self.lab.config.state_dir / self.name
 
+    @property
+    def log_file(self) -> Path:
+        return self.home / "log" / f"{self.kind}.log"
+
+    @property
+    def pid_file(self) -> Path:
+        return self.home / f"{self.kind}.pid"
+
+    def data_dirs(self) -> list[Path]:
+        """What `down` removes when the lab's data goes."""
+        return [self.home]
+
+    # Life cycle ------------------------------------------------------------------------------
+    def pid(self) -> int | None:
+        """The server's pid from the first word of its pid file, if it runs."""
+        try:
+            pid = int(self.pid_file.read_text().split()[0])
+        except (OSError, ValueError, IndexError):
+            return None
+        return pid if pid_alive(pid) else None
+
+    def running(self) -> bool:
+        return self.pid() is not None
+
     def up(self) -> None:
+        """Create and start the server; called only when it does not run."""
         raise NotImplementedError
 
-    def down(self, purge: bool = False) -> None:
-        """Stop the server; `purge` says its data is thrown away next (no clean shutdown needed)."""
-        raise NotImplementedError
+    def spawn(self, argv: list[str], env: dict | None = None) -> int:
+        """Start argv as this component's server (log in log_file, pid in pid_file)."""
+        runner = self.lab.runner
+        for path in (self.home, self.log_file.parent):
+            runner.make_dir(path)
+        pid = runner.spawn(argv, self.log_file, env)
+        self.pid_file.write_text(f"{pid}\n")
+        return pid
+
+    def wait_listening(self, port_name: str | None = None, timeout: float = 10.0) -> None:
+        port = self.ports[port_name] if port_name else self.port
+        if not wait_listening(self.host, port, timeout, alive=self.running):
+            raise LabError(f"{self.name} does not listen on {self.host}:{port}; see {self.log_file}")
+
+    def down(self, immediate: bool = False) -> None:
+        """Stop the server: SIGKILL at once when `immediate` (its data is thrown away next),
+        else stop_signal and SIGKILL after stop_grace seconds."""
+        pid = self.pid()
+        if pid is not None:
+            stop_process(pid, signal.SIGKILL if immediate else self.stop_signal,
+                         0 if immediate else self.stop_grace)
+        self.pid_file.unlink(missing_ok=True)
+
+    # What it shows ---------------------------------------------------------------------------
+    def describe(self) -> dict:
+        """Status of the running server: at least `role` and a one-line `detail`."""
+        return {}
 
     def status(self) -> dict:
-        raise NotImplementedError
+        info = {"site": self.site, "region": self.region, "component": self.name,
+                "kind": self.kind, "instance": self.instance, "host": self.host,
+                "port": self.port, "ports": dict(self.ports), "state": "stopped",
+                "role": None, "detail": ""}
+        if not self.running():
+            return info
+        info["state"] = "running"
+        try:
+            info.update(self.describe())
+        except Exception as exc:  # status must always answer
+            info["state"] = f"running, not answering: {exc.__class__.__name__}"
+        return info
 
-    def base_status(self) -> dict:
-        return {
-            "region": self.region,
-            "component": self.name,
-            "kind": self.kind,
-            "host": self.host,
-            "port": self.port,
-        }
+    def inventory_host(self) -> InventoryHost | None:
+        """This server as an inventory host (None: not in the inventory)."""
+        return None
+
+    def inventory_vars(self) -> dict:
+        """Variables for the inventory's `all` group (equal names must have equal values)."""
+        return {}
+
+
+Factory = Callable[["Lab"], Iterable[Component]]
+
+
+class Registry:
+    """The component factories of a lab, in start order (lab.topology.REGISTRY is the lab's)."""
+
+    def __init__(self, factories: Iterable[Factory] = ()) -> None:
+        self.factories: list[Factory] = list(factories)
+
+    def add(self, factory: Factory) -> Factory:
+        self.factories.append(factory)
+        return factory
+
+    def remove(self, factory: Factory) -> None:
+        self.factories.remove(factory)
+
+    @contextmanager
+    def added(self, factory: Factory):
+        """`with registry.added(factory):` - registered for the block only (tests)."""
+        self.add(factory)
+        try:
+            yield factory
+        finally:
+            self.remove(factory)
+
+    def build(self, lab: "Lab") -> list[Component]:
+        components = [comp for factory in self.factories for comp in factory(lab)]
+        seen: dict[str, Component] = {}
+        for comp in components:
+            if comp.name in seen:
+                raise LabError(f"two components are named {comp.name}")
+            missing = [kind for kind in comp.needs
+                       if not any(other.kind == kind for other in seen.values())]
+            if missing:
+                raise LabError(f"{comp.name} needs {missing}: register them before it")
+            seen[comp.name] = comp
+        return components
+
+
+def closure(kinds: Iterable[str], edges: Callable[[str], Iterable[str]]) -> set[str]:
+    found: set[str] = set()
+    todo = list(kinds)
+    while todo:
+        kind = todo.pop()
+        if kind not in found:
+            found.add(kind)
+            todo.extend(edges(kind))
+    return found
 
 
 class Lab:
-    """The lab: a state directory and the components of topology.py, in start order."""
+    """A lab: a state directory, its sites' addresses, and the components of a registry."""
 
-    def __init__(self, config: LabConfig | None = None) -> None:
-        from lab.topology import build_components
-
-        self.config = config or LabConfig.from_env()
+    def __init__(self, config: LabConfig, registry: Registry) -> None:
+        self.config = config
         self.runner = Runner()
-        self.components: list[Component] = build_components(self)
+        self.components: list[Component] = registry.build(self)
+        saved = self._saved_state()
+        if saved and saved["regions"] != config.regions:
+            regions = ",".join(f"{k}={v}" for k, v in saved["regions"].items())
+            raise LabError(f"{config.state_dir} holds a lab of regions {regions}: stop it with "
+                           f"FAILSAFE_LAB_REGIONS={regions} python -m lab down, or use another "
+                           "FAILSAFE_LAB_DIR")
+        self.addresses = dict(config.regions)
+        self.addresses.update(site_addresses(config.regions, (c.site for c in self.components),
+                                             saved.get("sites")))
+        self.ports = self._plan_ports(saved.get("ports", {}))
+
+    # Components ------------------------------------------------------------------------------
+    @property
+    def kinds(self) -> list[str]:
+        return list(dict.fromkeys(comp.kind for comp in self.components))
 
     def component(self, name: str) -> Component:
         for comp in self.components:
@@ -206,29 +513,122 @@ class Lab:
                 return comp
         raise KeyError(name)
 
-    def up(self) -> None:
+    def of_kind(self, kind: str) -> list[Component]:
+        return [comp for comp in self.components if comp.kind == kind]
+
+    def select(self, kinds: Iterable[str] | None = None) -> list[Component]:
+        """The components of `kinds` and of every kind they need, in start order (all: None)."""
+        if kinds is None:
+            return list(self.components)
+        unknown = sorted(set(kinds) - set(self.kinds))
+        if unknown:
+            raise LabError(f"unknown kind {', '.join(unknown)}; the lab has {', '.join(self.kinds)}")
+        needs = {comp.kind: comp.needs for comp in self.components}
+        wanted = closure(kinds, lambda kind: needs[kind])
+        return [comp for comp in self.components if comp.kind in wanted]
+
+    def dependents(self, kinds: Iterable[str] | None = None) -> list[Component]:
+        """The components of `kinds` and of every kind that needs them, in start order."""
+        if kinds is None:
+            return list(self.components)
+        needed_by: dict[str, set[str]] = {}
+        for comp in self.components:
+            for kind in comp.needs:
+                needed_by.setdefault(kind, set()).add(comp.kind)
+        wanted = closure(kinds, lambda kind: needed_by.get(kind, ()))
+        return [comp for comp in self.components if comp.kind in wanted]
+
+    @property
+    def ca(self) -> LabCA:
+        """The lab's certificate authority (<state dir>/tls/ca.crt), created on first use."""
+        return LabCA(self.config.state_dir / "tls", self.runner)
+
+    def secrets(self) -> set[str]:
+        return {secret for comp in self.components for secret in comp.secrets}
+
+    def missing_packages(self, kinds: Iterable[str] | None = None) -> list[str]:
+        """Debian packages the selected components need and that are not installed."""
+        packages = list(BASE_PACKAGES)
+        for comp in self.select(kinds):
+            packages.extend(comp.packages)
+        return list(dict.fromkeys(p.name for p in packages if not p.installed()))
+
+    # Addresses and ports ---------------------------------------------------------------------
+    @property
+    def ports_file(self) -> Path:
+        return self.config.state_dir / PORTS_FILE
+
+    def _saved_state(self) -> dict:
+        try:
+            return json.loads(self.ports_file.read_text())
+        except (OSError, ValueError):
+            return {}
+
+    def _plan_ports(self, saved: dict[str, dict[str, int]]) -> dict[str, dict[str, int]]:
+        """Saved ports stay; others are default + offset, moved up past ports already given on
+        the same address (and, with scan_ports, past ports something else listens on)."""
+        ports = {comp.name: dict(saved.get(comp.name, {})) for comp in self.components}
+        used = {(comp.host, port) for comp in self.components
+                for port in ports[comp.name].values()}
+        for comp in self.components:
+            for port_name, default in comp.default_ports.items():
+                if port_name in ports[comp.name]:
+                    continue
+                port = default + self.config.port_offset
+                for port in range(port, port + PORT_SCAN_LIMIT):
+                    if (comp.host, port) not in used and (
+                            not self.config.scan_ports or port_free(comp.host, port)):
+                        break
+                else:
+                    raise LabError(f"no free port for {comp.name} {port_name} on {comp.host} "
+                                   f"in {default + self.config.port_offset}-{port}")
+                ports[comp.name][port_name] = port
+                used.add((comp.host, port))
+        return ports
+
+    def save_state(self) -> None:
+        """Persist the addresses and ports (before any server starts, for `down` and reaping)."""
+        sites = {site: address for site, address in self.addresses.items()
+                 if site not in self.config.regions}
+        self.ports_file.write_text(json.dumps(
+            {"regions": self.config.regions, "sites": sites, "ports": self.ports}, indent=2) + "\n")
+
+    # Life cycle ------------------------------------------------------------------------------
+    def up(self, kinds: Iterable[str] | None = None) -> None:
+        """Start the components of `kinds` (and what they need; all: None) that do not run."""
+        selected = self.select(kinds)
         self.runner.ensure_user()
         self.runner.make_dir(self.config.state_dir, 0o755)
-        (self.config.state_dir / "config.json").write_text(
-            json.dumps({"regions": self.config.regions, "pg_port": self.config.pg_port})
-        )
+        self.save_state()
         try:
-            for comp in self.components:
-                comp.up()
+            for comp in selected:
+                if not comp.running():
+                    comp.up()
         except BaseException:
             # Never leave half a lab running.
-            self.down()
+            self.down(kinds=None if kinds is None else [comp.kind for comp in selected])
             raise
 
-    def down(self, keep_data: bool = False) -> None:
+    def down(self, keep_data: bool = False, kinds: Iterable[str] | None = None,
+             immediate: bool | None = None) -> None:
+        """Stop the components of `kinds` and of every kind that needs them (all: None).
+
+        Unless `keep_data`, their data goes too (all of the state directory when all stop);
+        `immediate` (default: not keep_data) skips the clean shutdown.
+        """
+        immediate = not keep_data if immediate is None else immediate
+        selected = self.dependents(kinds)
         errors = []
-        for comp in reversed(self.components):
+        for comp in reversed(selected):
             try:
-                comp.down(purge=not keep_data)
+                comp.down(immediate=immediate)
             except Exception as exc:  # keep stopping the others
                 errors.append(f"{comp.name}: {exc}")
-        if not keep_data and self.config.state_dir.exists():
-            shutil.rmtree(self.config.state_dir, ignore_errors=True)
+        if not keep_data:
+            doomed = [self.config.state_dir] if kinds is None else \
+                [path for comp in selected for path in comp.data_dirs()]
+            for path in doomed:
+                shutil.rmtree(path, ignore_errors=True)
         if errors:
             raise LabError("; ".join(errors))
 

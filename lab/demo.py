@@ -1,7 +1,7 @@
 """make demo: a planned switchover us-east -> us-west and back, under a live writer.
 
-lab up -> topology -> writer starts -> playbooks/postgresql_switchover.yml -l us_west (fence,
-catch up, promote, rejoin) -> -l us_east (back) -> timings, write outage and rows lost -> lab down.
+lab up -> topology -> writer starts -> playbooks/postgresql_switchover.yml -l us-west (fence,
+catch up, promote, rejoin) -> -l us-east (back) -> timings, write outage and rows lost -> lab down.
 """
 
 from __future__ import annotations
@@ -15,7 +15,8 @@ import time
 from pathlib import Path
 
 from lab.__main__ import print_table
-from lab.core import REPO_ROOT, Lab
+from lab.core import REPO_ROOT
+from lab.topology import make_lab
 from lab.writer import Writer
 
 
@@ -40,12 +41,12 @@ def run_switchover(limit: str, report_dir: Path) -> tuple[dict, float]:
 
 
 def main() -> int:
-    lab = Lab()
+    lab = make_lab()
     results = []
     try:
         banner("Starting a fresh lab (real PostgreSQL on loopback, two regions)")
         lab.down()
-        lab.up()
+        lab.up(["postgresql"])
         print_table(lab.status())
         writer = Writer.for_lab(lab, run_id=f"demo-{int(time.time())}")
         banner("A client writes one row per transaction, all along")
@@ -53,7 +54,7 @@ def main() -> int:
                 tempfile.TemporaryDirectory(prefix="failsafe-demo-") as tmp:
             print(f"writer connected with target_session_attrs=read-write; "
                   f"{len(writer.acked)} rows so far")
-            for limit, label in (("us_west", "us-east -> us-west"), ("us_east", "us-west -> us-east")):
+            for limit, label in (("us-west", "us-east -> us-west"), ("us-east", "us-west -> us-east")):
                 time.sleep(1.0)
                 banner(f"Planned switchover {label}: ansible-playbook playbooks/postgresql_switchover.yml -l {limit}")
                 t0 = time.monotonic()

@@ -1,11 +1,17 @@
 #!/usr/bin/env bash
-# Debian packages the lab and the tests need: PostgreSQL 15 server and client tools (required),
-# and, optionally, the linter for the sanity test of shell scripts (skipped without it).
+# Debian packages the lab and the tests need: those of the lab's components (each declares its
+# own; `python3 -m lab packages` lists the missing ones), and, optionally, the linter for the
+# sanity test of shell scripts (skipped without it).
 # As root they are installed with apt-get; otherwise we only check and say what is missing.
+#
+# Usage: lab/install-deps.sh [KIND[,KIND]]   (default: every component of lab/topology.py)
 set -euo pipefail
-missing=()
-ls /usr/lib/postgresql/*/bin/pg_rewind >/dev/null 2>&1 || missing+=(postgresql-15)
-command -v runuser >/dev/null 2>&1 || missing+=(util-linux)
+cd "$(dirname "${BASH_SOURCE[0]}")/.."
+only=()
+[ $# -gt 0 ] && only=(--only "$1")
+# The system's python3 (the virtualenv may not exist yet): the listing imports only the stdlib.
+listing=$("${PYTHON:-python3}" -m lab packages "${only[@]}")
+read -r -a missing <<<"$listing"
 optional=()
 command -v shellcheck >/dev/null 2>&1 || optional+=(shellcheck)
 

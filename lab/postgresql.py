@@ -1,7 +1,9 @@
 """PostgreSQL in the lab: a primary, and physical streaming standbys made with pg_basebackup.
 
 Configuration lives outside the data directory (like Debian's /etc/postgresql layout), so that
-pg_basebackup and pg_rewind never copy one node's address or port onto another.
+pg_basebackup and pg_rewind never copy one node's address or port onto another. Servers accept
+TCP connections over TLS only, with a certificate of the lab's CA for their address: every
+client of the lab (inventory, replication, writer) verifies it (sslmode=verify-full).
 """
 
 from __future__ import annotations
@@ -11,7 +13,7 @@ import os
 import time
 from pathlib import Path
 
-from lab.core import Component, LabError, kill_pid, pid_alive
+from lab.core import Component, DebianPackage, InventoryHost, LabError, stop_process
 
 # Lab-only credentials for servers bound to loopback; inventories/lab carries the same values
 # (a unit test keeps them equal).
@@ -38,24 +40,34 @@ def find_bindir() -> Path:
     return Path(candidates[-1]).parent
 
 
-def slot_name(region: str) -> str:
-    return region.replace("-", "_")
+def slot_name(site: str) -> str:
+    return site.replace("-", "_")
+
+
+def replicated_pair(lab) -> list["PostgresNode"]:
+    """The lab's cluster: the primary in the first region, a standby of it in every other."""
+    primary, *others = PostgresNode.in_each_region(lab)
+    for standby in others:
+        standby.upstream = primary
+    return [primary, *others]
 
 
 class PostgresNode(Component):
     """One PostgreSQL server; `upstream` makes it a standby of that node at creation."""
 
     kind = "postgresql"
+    default_ports = {"pg": 15432}
+    packages = (DebianPackage("postgresql-15", path="/usr/lib/postgresql/*/bin/pg_rewind"),)
+    secrets = (ADMIN_PASSWORD, REPLICATION_PASSWORD)
+    inventory_groups: tuple[str, ...] = ("postgresql",)
+    replicated = True  # a member of the replicated cluster: slots, WAL archive, replication role
 
-    def __init__(self, lab, region: str, upstream: "PostgresNode | None" = None) -> None:
-        super().__init__(lab, region)
+    def __init__(self, lab, site: str, instance: int = 0,
+                 upstream: "PostgresNode | None" = None) -> None:
+        super().__init__(lab, site, instance)
         self.upstream = upstream
 
     # Paths -----------------------------------------------------------------------------------
-    @property
-    def port(self) -> int:
-        return self.lab.config.pg_port
-
     @property
     def data_dir(self) -> Path:
         return self.home / "data"
@@ -73,8 +85,23 @@ class PostgresNode(Component):
         return self.home / "log" / "postgresql.log"
 
     @property
+    def pid_file(self) -> Path:
+        return self.data_dir / "postmaster.pid"
+
+    @property
+    def tls_cert(self) -> Path:
+        return self.config_dir / "server.crt"
+
+    @property
+    def tls_key(self) -> Path:
+        return self.config_dir / "server.key"
+
+    @property
     def archive_dir(self) -> Path:
         return self.lab.config.state_dir / "wal_archive"
+
+    def data_dirs(self) -> list[Path]:
+        return [self.home, self.archive_dir] if self.replicated else [self.home]
 
     @property
     def bindir(self) -> Path:
@@ -83,27 +110,32 @@ class PostgresNode(Component):
     def bin(self, name: str) -> str:
         return str(self.bindir / name)
 
+    @property
+    def ca_cert(self) -> Path:
+        return self.lab.ca.cert_path
+
+    @property
+    def verify_server(self) -> str:
+        """libpq options that verify this lab's servers."""
+        return f"sslmode=verify-full sslrootcert={self.ca_cert}"
+
     def conninfo(self, dbname: str = "postgres") -> str:
         return (f"host={self.host} port={self.port} user={ADMIN_USER} "
-                f"password={ADMIN_PASSWORD} dbname={dbname} connect_timeout=3")
+                f"password={ADMIN_PASSWORD} dbname={dbname} connect_timeout=3 "
+                f"{self.verify_server}")
 
     # Life cycle ------------------------------------------------------------------------------
     def postmaster_pid(self) -> int | None:
-        pid_file = self.data_dir / "postmaster.pid"
-        try:
-            pid = int(pid_file.read_text().splitlines()[0])
-        except (OSError, ValueError, IndexError):
-            return None
-        return pid if pid_alive(pid) else None
-
-    def running(self) -> bool:
-        return self.postmaster_pid() is not None
+        return self.pid()
 
     def up(self) -> None:
         runner = self.lab.runner
         for path in (self.home, self.config_dir, self.socket_dir, self.log_file.parent):
             runner.make_dir(path)
-        runner.make_dir(self.archive_dir)
+        if self.replicated:
+            runner.make_dir(self.archive_dir)
+        if not self.tls_key.exists():
+            self.lab.ca.issue(self.name, self.host, self.tls_cert, self.tls_key)
         self.write_config()
         created_standby = False
         if not (self.data_dir / "PG_VERSION").exists():
@@ -112,16 +144,17 @@ class PostgresNode(Component):
             else:
                 self.clone_from(self.upstream)
                 created_standby = True
-        if not self.running():
-            self.start()
-        if self.upstream is None:
+        self.start()
+        if self.replicated and self.upstream is None:
             self.bootstrap_roles()
         if created_standby:
             self.wait_streaming()
 
     def write_config(self) -> None:
         runner = self.lab.runner
-        archive = self.archive_dir
+        archive = f"""archive_mode = on
+archive_command = 'test ! -f {self.archive_dir}/%f && cp %p {self.archive_dir}/%f'
+""" if self.replicated else ""
         conf = f"""# Written by the failsafe lab for {self.name}; node-local, outside the data directory.
 data_directory = '{self.data_dir}'
 hba_file = '{self.config_dir / "pg_hba.conf"}'
@@ -129,6 +162,9 @@ ident_file = '{self.config_dir / "pg_ident.conf"}'
 listen_addresses = '{self.host}'
 port = {self.port}
 unix_socket_directories = '{self.socket_dir}'
+ssl = on
+ssl_cert_file = '{self.tls_cert}'
+ssl_key_file = '{self.tls_key}'
 max_connections = 50
 shared_buffers = 64MB
 wal_level = replica
@@ -138,18 +174,17 @@ wal_keep_size = 256MB
 wal_log_hints = on
 hot_standby = on
 hot_standby_feedback = on
-archive_mode = on
-archive_command = 'test ! -f {archive}/%f && cp %p {archive}/%f'
-# No restore_command: standbys stream through slots, and a restore_command costs every
+{archive}# No restore_command: standbys stream through slots, and a restore_command costs every
 # promotion ~0.1 s while the startup process probes the archive (docs/field-notes.md).
 checkpoint_timeout = 5min
-log_line_prefix = '%m [%p] {self.region} '
+# Who ran a statement (application name, user), for tests that turn log_statement on.
+log_line_prefix = '%m [%p] {self.site} app=%a user=%u '
 """
         hba = """# TYPE  DATABASE     USER  ADDRESS        METHOD
 local   all          all                  trust
 local   replication  all                  trust
-host    all          all   127.0.0.0/8    scram-sha-256
-host    replication  all   127.0.0.0/8    scram-sha-256
+hostssl all          all   127.0.0.0/8    scram-sha-256
+hostssl replication  all   127.0.0.0/8    scram-sha-256
 """
         runner.write_file(self.config_dir / "postgresql.conf", conf)
         runner.write_file(self.config_dir / "pg_hba.conf", hba)
@@ -179,8 +214,9 @@ host    replication  all   127.0.0.0/8    scram-sha-256
         runner.run(
             [self.bin("pg_basebackup"), "-D", str(self.data_dir), "-h", upstream.host,
              "-p", str(upstream.port), "-U", REPLICATION_USER, "-X", "stream",
-             "-S", slot_name(self.region), "-C", "-R", "-c", "fast", "--no-password"],
-            env={"PGPASSFILE": str(passfile), "PGAPPNAME": slot_name(self.region)},
+             "-S", self.slot_name, "-C", "-R", "-c", "fast", "--no-password"],
+            env={"PGPASSFILE": str(passfile), "PGAPPNAME": self.slot_name,
+                 "PGSSLMODE": "verify-full", "PGSSLROOTCERT": str(self.ca_cert)},
             timeout=600,
         )
         # -R writes primary_conninfo without a password (it came from the passfile): give the
@@ -188,9 +224,9 @@ host    replication  all   127.0.0.0/8    scram-sha-256
         auto = self.data_dir / "postgresql.auto.conf"
         lines = [ln for ln in auto.read_text().splitlines() if not ln.startswith("primary_conninfo")]
         lines.append(
-            "primary_conninfo = 'host={h} port={p} user={u} password={pw} application_name={a}'"
+            "primary_conninfo = 'host={h} port={p} user={u} password={pw} application_name={a} {v}'"
             .format(h=upstream.host, p=upstream.port, u=REPLICATION_USER,
-                    pw=REPLICATION_PASSWORD, a=slot_name(self.region))
+                    pw=REPLICATION_PASSWORD, a=self.slot_name, v=self.verify_server)
         )
         runner.write_file(auto, "\n".join(lines) + "\n")
         passfile.unlink(missing_ok=True)
@@ -223,54 +259,72 @@ host    replication  all   127.0.0.0/8    scram-sha-256
                     )
                 )
 
-    def down(self, purge: bool = False) -> None:
-        pid = self.postmaster_pid()
+    def down(self, immediate: bool = False) -> None:
+        pid = self.pid()
         if pid is None:
             return
         if self.data_dir.exists():
             self.lab.runner.run(
                 [self.bin("pg_ctl"), "-D", str(self.config_dir), "-m",
-                 "immediate" if purge else "fast", "-w", "-t", "20", "stop"],
+                 "immediate" if immediate else "fast", "-w", "-t", "20", "stop"],
                 check=False, timeout=30,
             )
-        if pid_alive(pid):
-            kill_pid(pid)
+        stop_process(pid, self.stop_signal, self.stop_grace)
 
     # Status ----------------------------------------------------------------------------------
-    def status(self) -> dict:
-        info = self.base_status()
-        info.update({"state": "stopped", "role": None, "lag_bytes": None, "upstream": None})
-        if not self.running():
-            return info
-        info["state"] = "running"
-        try:
-            import psycopg
+    def describe(self) -> dict:
+        import psycopg
 
-            with psycopg.connect(self.conninfo(), autocommit=True) as conn:
-                in_recovery = conn.execute("SELECT pg_is_in_recovery()").fetchone()[0]
-                if not in_recovery:
-                    info["role"] = "primary"
-                    rows = conn.execute(
-                        "SELECT application_name, pg_wal_lsn_diff(pg_current_wal_lsn(), "
-                        "replay_lsn)::bigint FROM pg_stat_replication"
-                    ).fetchall()
-                    info["standbys"] = dict(rows)
-                else:
-                    info["role"] = "standby"
-                    row = conn.execute(
-                        "SELECT sender_host, sender_port, status FROM pg_stat_wal_receiver"
-                    ).fetchone()
-                    if row:
-                        info["upstream"] = f"{row[0]}:{row[1]}"
-                        info["receiver"] = row[2]
-                    lag = conn.execute(
-                        "SELECT pg_wal_lsn_diff(pg_last_wal_receive_lsn(), "
-                        "pg_last_wal_replay_lsn())::bigint"
-                    ).fetchone()[0]
-                    info["lag_bytes"] = max(lag, 0) if lag is not None else None
-        except Exception as exc:  # status must always answer
-            info["state"] = f"running, not answering: {exc.__class__.__name__}"
-        return info
+        with psycopg.connect(self.conninfo(), autocommit=True) as conn:
+            if not conn.execute("SELECT pg_is_in_recovery()").fetchone()[0]:
+                standbys = dict(conn.execute(
+                    "SELECT application_name, pg_wal_lsn_diff(pg_current_wal_lsn(), "
+                    "replay_lsn)::bigint FROM pg_stat_replication").fetchall())
+                detail = ", ".join(f"{name} lag {lag} B" for name, lag in standbys.items())
+                return {"role": "primary", "standbys": standbys,
+                        "detail": f"standbys: {detail or 'none'}" if self.replicated
+                        else "standalone"}
+            info = {"role": "standby", "upstream": None, "receiver": None}
+            row = conn.execute(
+                "SELECT sender_host, sender_port, status FROM pg_stat_wal_receiver").fetchone()
+            if row:
+                info["upstream"] = f"{row[0]}:{row[1]}"
+                info["receiver"] = row[2]
+            lag = conn.execute(
+                "SELECT pg_wal_lsn_diff(pg_last_wal_receive_lsn(), "
+                "pg_last_wal_replay_lsn())::bigint").fetchone()[0]
+            info["lag_bytes"] = max(lag, 0) if lag is not None else None
+            info["detail"] = (f"upstream {info['upstream']} ({info['receiver']}), "
+                              f"replay lag {info['lag_bytes']} B")
+            return info
+
+    # Inventory -------------------------------------------------------------------------------
+    @property
+    def slot_name(self) -> str:
+        return slot_name(self.site)
+
+    def inventory_host(self) -> InventoryHost:
+        host_vars = {
+            "failsafe_pg_host": self.host,
+            "failsafe_pg_port": self.port,
+            "failsafe_pg_data_dir": str(self.data_dir),
+            "failsafe_pg_config_dir": str(self.config_dir),
+            "failsafe_pg_log_file": str(self.log_file),
+        }
+        if self.replicated:
+            host_vars["failsafe_pg_slot_name"] = self.slot_name
+        return InventoryHost(f"pg-{self.site}", host_vars, self.inventory_groups)
+
+    def inventory_vars(self) -> dict:
+        # Lab-only secrets of servers bound to loopback; production uses vault.
+        return {
+            "failsafe_pg_user": ADMIN_USER,
+            "failsafe_pg_password": ADMIN_PASSWORD,
+            "failsafe_pg_replication_user": REPLICATION_USER,
+            "failsafe_pg_replication_password": REPLICATION_PASSWORD,
+            "failsafe_pg_ssl_mode": "verify-full",
+            "failsafe_pg_ca_cert": str(self.ca_cert),
+        }
 
     def wait_streaming(self, timeout: float = 30) -> None:
         """Blocks until this standby's WAL receiver streams (used by lab up and tests)."""
@@ -287,3 +341,17 @@ host    replication  all   127.0.0.0/8    scram-sha-256
                 pass
             time.sleep(0.1)
         raise LabError(f"{self.name} is not streaming after {timeout}s; see {self.log_file}")
+
+
+class PostgresWitness(PostgresNode):
+    """A standalone PostgreSQL primary on a site of its own (e.g. the run-lock store): its own
+    cluster, no standby, no WAL archive; inventory group `witness`, never `postgresql` (the
+    replicated cluster the playbooks act on). Same admin credentials as the cluster."""
+
+    kind = "postgresql_witness"
+    inventory_groups = ("witness",)
+    replicated = False
+
+    @property
+    def name(self) -> str:
+        return f"postgresql-{self.site}"

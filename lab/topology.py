@@ -1,11 +1,18 @@
-"""What the lab runs, in start order. Adding a server is one line here and one Component class."""
+"""What the lab runs, in start order: one line per engine (see docs/lab.md, "Adding an engine").
+
+Imports core and the component files; core never imports this module.
+"""
 
 from __future__ import annotations
 
-from lab.postgresql import PostgresNode
+from lab import postgresql
+from lab.core import Lab, LabConfig, Registry
+
+REGISTRY = Registry()
+REGISTRY.add(postgresql.replicated_pair)  # postgresql: primary us-east, standby us-west
+REGISTRY.add(postgresql.PostgresWitness.at("witness"))  # postgresql_witness: standalone
 
 
-def build_components(lab):
-    pg_east = PostgresNode(lab, "us-east")
-    pg_west = PostgresNode(lab, "us-west", upstream=pg_east)
-    return [pg_east, pg_west]
+def make_lab(config: LabConfig | None = None, registry: Registry = REGISTRY) -> Lab:
+    """The lab of `config` (default: from FAILSAFE_LAB_* variables) with the registered components."""
+    return Lab(config or LabConfig.from_env(), registry)

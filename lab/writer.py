@@ -1,9 +1,11 @@
 """A client that writes continuously through a switchover, as an application would.
 
 It connects with a multi-host connection string and target_session_attrs=read-write (libpq
-then picks whichever server accepts writes), inserts one row per transaction in autocommit,
-and remembers every row the server acknowledged. Afterwards `verify` counts which acknowledged
-rows the new primary has, and `report` gives the longest time without a successful commit.
+then picks whichever server accepts writes), over TLS verifying each server against the lab's
+CA when given one (`for_lab` does), inserts one row per transaction in autocommit, and
+remembers every row the server acknowledged. Afterwards `verify()` counts the acknowledged rows
+the current primary lacks, and `max_gap()` gives the longest time without a successful commit.
+Used by the demo, the bench and the zero-loss integration test.
 """
 
 from __future__ import annotations
@@ -38,12 +40,15 @@ class WriterReport:
 
 class Writer:
     def __init__(self, hosts: list[tuple[str, int]], user: str, password: str,
-                 dbname: str = "postgres", run_id: str = "run") -> None:
+                 dbname: str = "postgres", run_id: str = "run", ca_cert: str | None = None) -> None:
         host_list = ",".join(host for host, _port in hosts)
         port_list = ",".join(str(port) for _host, port in hosts)
         self.conninfo = (f"host={host_list} port={port_list} user={user} password={password} "
                          f"dbname={dbname} target_session_attrs=read-write connect_timeout=2 "
                          "application_name=failsafe_writer")
+        if ca_cert:
+            # Verify each server's certificate against the CA (its name is its address).
+            self.conninfo += f" sslmode=verify-full sslrootcert={ca_cert}"
         self.run_id = run_id
         self.acked: list[int] = []
         self.ack_times: list[float] = []
@@ -54,12 +59,12 @@ class Writer:
 
     @classmethod
     def for_lab(cls, lab, run_id: str) -> "Writer":
-        """A writer to every PostgreSQL server of a lab, as its admin user."""
+        """A writer to every server of the lab's replicated PostgreSQL cluster, as its admin user."""
         from lab import postgresql
 
-        nodes = [c for c in lab.components if isinstance(c, postgresql.PostgresNode)]
+        nodes = lab.of_kind(postgresql.PostgresNode.kind)
         return cls([(n.host, n.port) for n in nodes], postgresql.ADMIN_USER,
-                   postgresql.ADMIN_PASSWORD, run_id=run_id)
+                   postgresql.ADMIN_PASSWORD, run_id=run_id, ca_cert=str(lab.ca.cert_path))
 
     @contextmanager
     def running(self, linger: float = 0.0):

@@ -1,45 +1,42 @@
-"""Integration tests against the real lab: fixtures shared by module and playbook tests.
+"""Integration tests against the real lab: the generic lab fixture and how to run Ansible.
 
 The tests run a lab of their OWN, never the default one (/var/tmp/failsafe-lab, 127.0.1.1 and
-127.0.2.1), which may be running for a demo. Before `lab.Lab()` is built this file sets:
+127.0.2.1), which may be running for a demo. Before any lab is built this file sets:
 
-    FAILSAFE_LAB_DIR      /var/tmp/failsafe-test-lab-<pid of pytest>
-    FAILSAFE_LAB_REGIONS  us-east=127.0.3.1,us-west=127.0.4.1
-    FAILSAFE_LAB_PG_PORT  a port in 25432-25531 free on both addresses
+    FAILSAFE_LAB_DIR          /var/tmp/failsafe-test-lab-<pid of pytest>
+    FAILSAFE_LAB_REGIONS      us-east=127.0.3.1,us-west=127.0.4.1 (non-region sites: 127.1.3.<n>)
+    FAILSAFE_LAB_PORT_OFFSET  10000 + pid % 50, with FAILSAFE_LAB_PORT_SCAN=1 (free ports only)
 
-(override with FAILSAFE_TEST_LAB_DIR, FAILSAFE_TEST_LAB_REGIONS, FAILSAFE_TEST_LAB_PG_PORT; the
+(override with FAILSAFE_TEST_LAB_DIR, FAILSAFE_TEST_LAB_REGIONS, FAILSAFE_TEST_LAB_PORT_OFFSET; the
 plain FAILSAFE_LAB_* variables of your shell are ignored on purpose, so that a test run can never
 tear down a demo lab).
+
+Engine plugins
+--------------
+Every module in engines/ is a pytest plugin of one engine (engines/postgresql.py: `pg_pair`,
+`PgPair`, `PgNode`, ...); adding an engine's fixtures is adding a file there. A plugin may define
+`LAB_ENGINE`, an object with
+    kinds                  the lab kinds its fixtures use
+    problems(env)          why those servers are not in their canonical state (empty: they are)
+    helpers                {name: function(env, ...)}: extra `lab_env.<name>(...)` methods
+Its fixtures call `lab_env.ensure_started(kinds)`: the session starts only what its tests use.
 
 Fixtures
 --------
 lab_env (session)
-    Starts the test lab once and always stops it and removes its data (finaliser; atexit
-    safeguard; SIGTERM turned into KeyboardInterrupt so that it stops the lab too; labs left
-    by a pytest killed with SIGKILL are reaped at the next start). A `LabEnv`: `.lab`,
-    `.config`, `.inventory` (lab.inventory rendered for the test lab: hosts pg-us-east and
-    pg-us-west, groups us_east, us_west, postgresql), `.localhost_inventory` (localhost only,
-    for ad-hoc module runs), `.envvars` (environment for ansible-runner: ANSIBLE_CONFIG,
-    ANSIBLE_COLLECTIONS_PATH=<repo>/collections, ANSIBLE_ROLES_PATH, PATH with the venv),
-    `.node(region)`, `.pair()`, `.canonical_problems()`, `.ensure_canonical()`, `.reset()`.
-pg_pair (function)
-    Guarantees the canonical topology before the test (us-east writable primary on timeline
-    1, us-west standby streaming from it through slot us_west, nothing fenced, replay neither
-    paused nor delayed, same system identifier); otherwise it resets the lab (down + up, ~3 s).
-    Creates the check table `failsafe_it` (ids unique across timelines). A `PgPair`:
-      .east / .west   `PgNode`: host, port, user, password, data_dir, config_dir, log_file,
-                      slot_name, address, .peer(**over) (module peer dict), .login(**over)
-                      (flat login_* options), .conninfo(), .postmaster_pid()
-      verification    (each in a NEW session, independent of the modules) connect(node),
-                      query, scalar, in_recovery, read_only (SHOW default_transaction_read_only),
-                      receiver (pg_stat_wal_receiver), insert (returns id; raises when
-                      read-only), wait_row, wait_replayed
-      preconditions   (done with psycopg, not with the modules under test) fence, unfence,
-                      set_setting (ALTER SYSTEM + reload, waits), pause_replay, resume_replay,
-                      hold_back_replay / release_replay (recovery_min_apply_delay: lag without
-                      pause), manual_switchover, crash (kill -9 the postmaster)
-    Every connection opened with .connect() is closed after the test. A test may leave the pair
-    in any state: the next pg_pair resets it when needed.
+    The session's lab; starts nothing by itself, always stops what runs and removes its data
+    (finaliser; atexit safeguard; SIGTERM turned into KeyboardInterrupt so that it stops the lab
+    too; labs left by a pytest killed with SIGKILL are reaped at the next start, from the
+    addresses and ports they persisted). A `LabEnv`: `.lab`, `.config`, `.inventory`
+    (lab.inventory rendered for the test lab: hosts pg-us-east, pg-us-west, pg-witness; groups
+    us-east, us-west, aliases us_east, us_west, postgresql, witness), `.localhost_inventory`
+    (localhost only, for ad-hoc module runs), `.envvars` (environment for ansible-runner:
+    ANSIBLE_CONFIG, ANSIBLE_COLLECTIONS_PATH=<repo>/collections, ANSIBLE_ROLES_PATH, PATH with
+    the venv), `.workdir`, `.ensure_started(kinds)` (starts those kinds and what they need
+    unless they run; skips the test when their Debian packages are missing),
+    `.canonical_problems()`, `.ensure_canonical()` (resets an engine's servers when its
+    problems() is not empty), `.reset(kinds=None)`, and the engines' helpers (`.pair()`,
+    `.node(region)` from engines/postgresql.py).
 run_module (session)
     `run_module(name, args, check=False, diff=False, verbosity=0)` runs
     `failsafe.datastores.<name>` on localhost (connection local, the venv's Python) through
@@ -54,12 +51,13 @@ run_playbook (session)
 closed_port (session)
     `closed_port(host='127.0.0.1')` -> a TCP port where nothing listens.
 lab_secrets (session)
-    The lab's passwords, which no output may contain.
+    The lab's passwords (every component's `secrets`), which no output may contain.
 """
 
 from __future__ import annotations
 
 import atexit
+import functools
 import json
 import os
 import shutil
@@ -68,97 +66,48 @@ import socket
 import sys
 import tempfile
 import threading
-import time
-from dataclasses import dataclass, field
 from pathlib import Path
 
 import pytest
 
 HERE = Path(__file__).resolve().parent
 REPO = HERE.parent.parent
-for _path in (str(REPO / "collections"), str(REPO)):
+for _path in (str(HERE), str(REPO / "collections"), str(REPO)):
     if _path not in sys.path:
         sys.path.insert(0, _path)
 
 TEST_LAB_PREFIX = "/var/tmp/failsafe-test-lab-"
 TEST_REGIONS = "us-east=127.0.3.1,us-west=127.0.4.1"
-FIRST_TEST_PORT = 25432
-
-
-def _port_free(addresses, port):
-    for address in addresses:
-        with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-            try:
-                sock.bind((address, port))
-            except OSError:
-                return False
-    return True
+TEST_PORT_OFFSET = 10000
+COLLECTION = "failsafe.datastores"
+ENGINE_PLUGINS = sorted(f"engines.{path.stem}" for path in (HERE / "engines").glob("*.py")
+                        if not path.name.startswith("_"))
 
 
 def _configure_test_lab_env():
     """Point FAILSAFE_LAB_* at the test lab (before any LabConfig.from_env())."""
     state_dir = os.environ.get("FAILSAFE_TEST_LAB_DIR") or f"{TEST_LAB_PREFIX}{os.getpid()}"
-    regions = os.environ.get("FAILSAFE_TEST_LAB_REGIONS") or TEST_REGIONS
-    addresses = [item.split("=", 1)[1] for item in regions.split(",")]
-    port = os.environ.get("FAILSAFE_TEST_LAB_PG_PORT")
-    if not port:
-        # Start the scan at a pid-dependent offset, so that two sessions started at the same
-        # moment (neither lab bound yet) are unlikely to pick the same port.
-        offset = os.getpid() % 50
-        candidates = [FIRST_TEST_PORT + (offset + i) % 100 for i in range(100)]
-        port = next((p for p in candidates if _port_free(addresses, p)), candidates[0])
+    # Scan from a pid-dependent offset, so that two sessions started at the same moment
+    # (neither lab bound yet) are unlikely to pick the same ports.
+    offset = os.environ.get("FAILSAFE_TEST_LAB_PORT_OFFSET") or str(TEST_PORT_OFFSET + os.getpid() % 50)
     os.environ["FAILSAFE_LAB_DIR"] = state_dir
-    os.environ["FAILSAFE_LAB_REGIONS"] = regions
-    os.environ["FAILSAFE_LAB_PG_PORT"] = str(port)
+    os.environ["FAILSAFE_LAB_REGIONS"] = os.environ.get("FAILSAFE_TEST_LAB_REGIONS") or TEST_REGIONS
+    os.environ["FAILSAFE_LAB_PORT_OFFSET"] = offset
+    os.environ["FAILSAFE_LAB_PORT_SCAN"] = "1"
 
 
 _configure_test_lab_env()
 
 from lab import inventory as lab_inventory  # noqa: E402
-from lab import postgresql as lab_pg  # noqa: E402
-from lab.core import DEFAULT_REGIONS, Lab, LabConfig, LabError, default_state_dir, pid_alive  # noqa: E402
-
-try:
-    PG_BINDIR = lab_pg.find_bindir()
-    SKIP_REASON = None
-    if not (PG_BINDIR / "postgres").exists():
-        SKIP_REASON = f"no PostgreSQL server binaries in {PG_BINDIR} (FAILSAFE_PG_BINDIR)"
-except LabError as exc:
-    PG_BINDIR = None
-    SKIP_REASON = f"integration tests need PostgreSQL server binaries: {exc}"
-
-if SKIP_REASON is None:
-    import psycopg  # noqa: E402  (a runtime requirement of the collection)
-
-ADMIN_USER = lab_pg.ADMIN_USER
-ADMIN_PASSWORD = lab_pg.ADMIN_PASSWORD
-REPLICATION_USER = lab_pg.REPLICATION_USER
-REPLICATION_PASSWORD = lab_pg.REPLICATION_PASSWORD
-LAB_SECRETS = (ADMIN_PASSWORD, REPLICATION_PASSWORD)
-
-# A table the fixtures create on the primary for independent write checks. Its ids are unique
-# across timelines (a sequence is not: a promoted standby and an old primary that kept writing
-# hand out the same values), so a row id found on another node is the same row.
-CHECK_TABLE = "failsafe_it"
-CHECK_TABLE_DDL = (
-    f"CREATE TABLE IF NOT EXISTS {CHECK_TABLE} ("
-    " id bigint PRIMARY KEY DEFAULT"
-    "  ((extract(epoch FROM clock_timestamp()) * 1000000)::bigint * 1000"
-    "   + floor(random() * 1000)::bigint),"
-    " note text,"
-    " at timestamptz DEFAULT clock_timestamp())"
-)
-COLLECTION = "failsafe.datastores"
+from lab.core import DEFAULT_REGIONS, LabConfig, LabError, default_state_dir, pid_alive  # noqa: E402
+from lab.topology import make_lab  # noqa: E402
 
 
-def pytest_collection_modifyitems(config, items):
-    """Skip this whole directory, with the reason, where no PostgreSQL server is installed."""
-    if SKIP_REASON is None:
-        return
-    marker = pytest.mark.skip(reason=SKIP_REASON)
-    for item in items:
-        if HERE in Path(str(item.path)).resolve().parents:
-            item.add_marker(marker)
+def pytest_configure(config):
+    """Load the engine plugins (import_plugin rather than pytest_plugins: pytest accepts
+    pytest_plugins only in the rootdir's conftest, and this one is not when running `pytest tests`)."""
+    for name in ENGINE_PLUGINS:
+        config.pluginmanager.import_plugin(name)
 
 
 def _closed_port(host="127.0.0.1"):
@@ -175,16 +124,16 @@ def closed_port():
 
 
 @pytest.fixture(scope="session")
-def lab_secrets():
+def lab_secrets(lab_env):
     """The lab's passwords: no output of a test run may contain them."""
-    return LAB_SECRETS
+    return tuple(sorted(lab_env.lab.secrets()))
 
 
 # The lab -----------------------------------------------------------------------------------
 
 def _reap_stale_test_labs():
     """Stop test labs left by a pytest that died (SIGKILL): only ours, only if its owner is dead."""
-    for marker in Path("/var/tmp").glob("failsafe-test-lab-*/pytest-owner.json"):
+    for marker in Path("/var/tmp").glob(f"{Path(TEST_LAB_PREFIX).name}*/pytest-owner.json"):
         try:
             owner = json.loads(marker.read_text())
         except (OSError, ValueError):
@@ -193,9 +142,7 @@ def _reap_stale_test_labs():
             continue
         state_dir = marker.parent
         try:
-            conf = json.loads((state_dir / "config.json").read_text())
-            Lab(LabConfig(state_dir=state_dir, regions=conf["regions"],
-                          pg_port=int(conf["pg_port"]))).down()
+            make_lab(LabConfig.from_state_dir(state_dir)).down()
         except (OSError, ValueError, KeyError, LabError):
             shutil.rmtree(state_dir, ignore_errors=True)
 
@@ -203,15 +150,16 @@ def _reap_stale_test_labs():
 class LabEnv:
     """The test lab of this pytest session and how to run Ansible against it."""
 
-    def __init__(self, workdir: Path) -> None:
+    def __init__(self, workdir: Path, engines: list) -> None:
+        self.engines = engines
         self.config = LabConfig.from_env()
         if str(self.config.state_dir) == default_state_dir() \
                 or set(self.config.regions.values()) & set(DEFAULT_REGIONS.values()):
             raise RuntimeError("refusing to run integration tests on the default lab "
                                f"({self.config.state_dir}, {self.config.regions})")
-        self.lab = Lab(self.config)
+        self.lab = make_lab(self.config)
         self.workdir = workdir
-        self.inventory = lab_inventory.write(self.config, workdir / "inventory")
+        self.inventory = lab_inventory.write(self.lab, workdir / "inventory")
         self.localhost_inventory = workdir / "localhost.yml"
         self.localhost_inventory.write_text(
             "all:\n  hosts:\n    localhost:\n"
@@ -224,114 +172,75 @@ class LabEnv:
             "ANSIBLE_NOCOLOR": "1",
             "PATH": os.path.dirname(sys.executable) + os.pathsep + os.environ.get("PATH", ""),
         }
+        self.started: set[str] = set()  # kinds started in this session
         self.resets = 0
-        self._stopped = True
-        self._lock = threading.Lock()
+        self._lock = threading.RLock()
+
+    def __getattr__(self, name):
+        """The engines' helpers (lab_env.pair() from engines/postgresql.py, ...)."""
+        for engine in self.__dict__.get("engines", ()):
+            helper = getattr(engine, "helpers", {}).get(name)
+            if helper is not None:
+                return functools.partial(helper, self)
+        raise AttributeError(f"LabEnv has no {name!r}, and no engine plugin provides it")
 
     # Life cycle
-    def start(self) -> None:
-        self._stopped = False
-        self.lab.up()
-        self._mark_owner()
+    def ensure_started(self, kinds) -> None:
+        """Start these kinds (and the kinds they need) unless this session already did; skip
+        the test when a Debian package they need is missing."""
+        wanted = {comp.kind for comp in self.lab.select(kinds)}
+        if wanted <= self.started:
+            return
+        missing = self.lab.missing_packages(kinds)
+        if missing:
+            pytest.skip(f"the lab's {', '.join(sorted(wanted))} need the Debian packages "
+                        f"{' '.join(missing)} (lab/install-deps.sh installs them)")
+        with self._lock:
+            self._mark_owner()
+            self.lab.up(sorted(wanted))
+            self.started |= wanted
 
     def stop(self) -> None:
+        """Stop every server of the lab and remove its data (also what a reset left)."""
         with self._lock:
-            if self._stopped:
-                return
-            self._stopped = True
-            self._stop_immediately()
+            self.started.clear()
             self.lab.down()
 
-    def reset(self) -> None:
-        """Throw the lab away and start a fresh canonical one (~4 s)."""
-        self.resets += 1
-        self._stop_immediately()
-        try:
-            self.lab.down()
-        except LabError:
-            pass
-        self.lab.up()
-        self._mark_owner()
-
-    def _stop_immediately(self) -> None:
-        """pg_ctl stop -m immediate on every node: its data is thrown away next anyway, and a
-        fast shutdown (shutdown checkpoint, archiver, walsenders) takes ~2 s per node here."""
-        for comp in self.lab.components:
+    def reset(self, kinds=None) -> None:
+        """Throw these kinds' servers away (default: all started) and start them fresh."""
+        with self._lock:
+            self.resets += 1
             try:
-                if comp.running():
-                    self.lab.runner.run([comp.bin("pg_ctl"), "-D", str(comp.config_dir), "-m",
-                                         "immediate", "-w", "-t", "20", "stop"],
-                                        check=False, timeout=30)
-            except Exception:  # lab.down() still follows and kills what is left
+                self.lab.down(kinds=sorted(self.started if kinds is None else kinds))
+            except LabError:
                 pass
+            self.lab.up(sorted(self.started))
 
     def _mark_owner(self) -> None:
+        """Written before any server starts: the reaper's proof that this lab is ours."""
+        self.config.state_dir.mkdir(parents=True, exist_ok=True)
         (self.config.state_dir / "pytest-owner.json").write_text(json.dumps({"pid": os.getpid()}))
 
-    # Topology
-    def node(self, region: str):
-        """The lab's PostgresNode component of a region."""
-        return self.lab.component(f"postgresql-{region}")
-
-    def pair(self) -> "PgPair":
-        """A PgPair for this lab (what pg_pair yields, without the canonical guarantee);
-        close it with .close_all() when done."""
-        return PgPair(self)
+    # Canonical state
+    def _engines_in_use(self) -> list:
+        return [engine for engine in self.engines if set(engine.kinds) <= self.started]
 
     def canonical_problems(self) -> list[str]:
-        """Why the lab is not canonical (empty when it is)."""
-        east, west = self.node("us-east"), self.node("us-west")
-        problems = []
-        try:
-            with psycopg.connect(east.conninfo(), autocommit=True) as conn:
-                if conn.execute("SELECT pg_is_in_recovery()").fetchone()[0]:
-                    problems.append("us-east is in recovery")
-                if conn.execute("SHOW default_transaction_read_only").fetchone()[0] != "off":
-                    problems.append("us-east is fenced")
-                sysid = conn.execute(
-                    "SELECT system_identifier FROM pg_control_system()").fetchone()[0]
-                tli = conn.execute("SELECT timeline_id FROM pg_control_checkpoint()").fetchone()[0]
-                if tli != 1:
-                    problems.append(f"us-east is on timeline {tli}")
-                slot = conn.execute("SELECT active FROM pg_replication_slots "
-                                    "WHERE slot_name = 'us_west'").fetchone()
-                if not slot or not slot[0]:
-                    problems.append("slot us_west missing or inactive on us-east")
-            with psycopg.connect(west.conninfo(), autocommit=True) as conn:
-                if not conn.execute("SELECT pg_is_in_recovery()").fetchone()[0]:
-                    problems.append("us-west is not in recovery")
-                else:
-                    if conn.execute("SELECT pg_get_wal_replay_pause_state()").fetchone()[0] \
-                            != "not paused":
-                        problems.append("replay paused on us-west")
-                    row = conn.execute("SELECT status, sender_host, sender_port "
-                                       "FROM pg_stat_wal_receiver").fetchone()
-                    if not row or row[0] != "streaming" or row[1] != east.host \
-                            or row[2] != east.port:
-                        problems.append(f"us-west WAL receiver is {row}")
-                if conn.execute("SHOW default_transaction_read_only").fetchone()[0] != "off":
-                    problems.append("us-west is fenced")
-                if conn.execute("SHOW recovery_min_apply_delay").fetchone()[0] not in ("0", "0ms"):
-                    problems.append("us-west has a recovery_min_apply_delay")
-                if conn.execute("SELECT system_identifier FROM pg_control_system()"
-                                ).fetchone()[0] != sysid:
-                    problems.append("us-west belongs to another cluster")
-        except psycopg.Error as exc:
-            problems.append(f"{exc.__class__.__name__}: {str(exc).strip()}")
-        except Exception as exc:  # e.g. a node that does not run at all
-            problems.append(repr(exc))
-        return problems
+        """Why the servers started so far are not canonical (empty when they are)."""
+        return [problem for engine in self._engines_in_use() for problem in engine.problems(self)]
 
     def ensure_canonical(self) -> bool:
-        """Reset the lab unless it is canonical; returns True if it had to reset."""
-        problems = self.canonical_problems()
-        if not problems:
-            return False
-        self.reset()
-        problems = self.canonical_problems()
-        if problems:
-            raise LabError(f"the test lab is not canonical after a reset: {problems}")
-        return True
+        """Reset each engine whose servers are not canonical; returns True if one was reset."""
+        reset = False
+        for engine in self._engines_in_use():
+            if not engine.problems(self):
+                continue
+            self.reset(engine.kinds)
+            reset = True
+            problems = engine.problems(self)
+            if problems:
+                raise LabError(f"the test lab is not canonical after a reset: {problems}")
+        return reset
 
 
 _ACTIVE_LABS: list[LabEnv] = []
@@ -364,16 +273,16 @@ def _install_sigterm_handler() -> None:
 
 
 @pytest.fixture(scope="session")
-def lab_env(tmp_path_factory):
-    """The session's own lab, started once and always stopped (its data removed)."""
-    if SKIP_REASON:
-        pytest.skip(SKIP_REASON)
+def lab_env(request, tmp_path_factory):
+    """The session's own lab: engine fixtures start what they use; always stopped at the end."""
     _reap_stale_test_labs()
-    env = LabEnv(tmp_path_factory.mktemp("failsafe-lab"))
+    engines = [plugin.LAB_ENGINE for plugin in map(request.config.pluginmanager.get_plugin,
+                                                   ENGINE_PLUGINS)
+               if hasattr(plugin, "LAB_ENGINE")]
+    env = LabEnv(tmp_path_factory.mktemp("failsafe-lab"), engines)
     _ACTIVE_LABS.append(env)
     _install_sigterm_handler()
     try:
-        env.start()
         yield env
     finally:
         try:
@@ -381,256 +290,6 @@ def lab_env(tmp_path_factory):
         finally:
             if env in _ACTIVE_LABS:
                 _ACTIVE_LABS.remove(env)
-
-
-# The pair ----------------------------------------------------------------------------------
-
-@dataclass
-class PgNode:
-    """One lab server as the tests see it."""
-
-    region: str
-    host: str
-    port: int
-    data_dir: Path
-    config_dir: Path
-    log_file: Path
-    slot_name: str
-    component: object = field(repr=False)
-    user: str = ADMIN_USER
-    password: str = ADMIN_PASSWORD
-
-    def peer(self, **overrides) -> dict:
-        """Connection dict for a module's peer option (primary=, standby=)."""
-        peer = dict(host=self.host, port=self.port, user=self.user, password=self.password,
-                    connect_timeout=3)
-        peer.update(overrides)
-        return peer
-
-    def login(self, **overrides) -> dict:
-        """The flat login_* options of a module acting on this node."""
-        login = dict(login_host=self.host, login_port=self.port, login_user=self.user,
-                     login_password=self.password, connect_timeout=3)
-        login.update(overrides)
-        return login
-
-    @property
-    def address(self) -> str:
-        return f"{self.host}:{self.port}"
-
-    def conninfo(self, **extra) -> str:
-        parts = dict(host=self.host, port=self.port, user=self.user, password=self.password,
-                     dbname="postgres", connect_timeout=3)
-        parts.update(extra)
-        return " ".join(f"{k}={v}" for k, v in parts.items())
-
-    def postmaster_pid(self):
-        return self.component.postmaster_pid()
-
-
-class PgPair:
-    """The canonical pair (us-east primary, us-west standby) and verification helpers."""
-
-    def __init__(self, env: LabEnv) -> None:
-        self.env = env
-        nodes = {}
-        for region in ("us-east", "us-west"):
-            comp = env.node(region)
-            nodes[region] = PgNode(region=region, host=comp.host, port=comp.port,
-                                   data_dir=comp.data_dir, config_dir=comp.config_dir,
-                                   log_file=comp.log_file, slot_name=lab_pg.slot_name(region),
-                                   component=comp)
-        self.east = nodes["us-east"]
-        self.west = nodes["us-west"]
-        self._conns: list = []
-
-    # Connections
-    def connect(self, node: PgNode, autocommit=True, **extra):
-        """A new psycopg session (independent of any module); closed after the test."""
-        conn = psycopg.connect(node.conninfo(**extra), autocommit=autocommit)
-        self._conns.append(conn)
-        return conn
-
-    def query(self, node: PgNode, sql, params=None):
-        """One statement in a new session; returns fetchall() (or None without rows)."""
-        with psycopg.connect(node.conninfo(), autocommit=True) as conn:
-            cur = conn.execute(sql, params)
-            return cur.fetchall() if cur.description else None
-
-    def scalar(self, node: PgNode, sql, params=None):
-        rows = self.query(node, sql, params)
-        return rows[0][0] if rows else None
-
-    def close_all(self) -> None:
-        for conn in self._conns:
-            try:
-                conn.close()
-            except Exception:
-                pass
-        self._conns.clear()
-
-    # State, read through new sessions
-    def in_recovery(self, node: PgNode) -> bool:
-        return self.scalar(node, "SELECT pg_is_in_recovery()")
-
-    def read_only(self, node: PgNode) -> bool:
-        """What a new session sees: SHOW default_transaction_read_only."""
-        return self.scalar(node, "SHOW default_transaction_read_only") == "on"
-
-    def receiver(self, node: PgNode):
-        rows = self.query(node, "SELECT status, sender_host, sender_port, slot_name "
-                                "FROM pg_stat_wal_receiver")
-        return dict(zip(("status", "sender_host", "sender_port", "slot_name"), rows[0])) \
-            if rows else None
-
-    def insert(self, node: PgNode, note="check") -> int:
-        """INSERT one row into the check table in a new session (raises if read-only)."""
-        return self.scalar(node, f"INSERT INTO {CHECK_TABLE} (note) VALUES (%s) RETURNING id",
-                           (note,))
-
-    def wait_row(self, node: PgNode, row_id: int, timeout=10.0) -> bool:
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            try:
-                if self.scalar(node, f"SELECT count(*) FROM {CHECK_TABLE} WHERE id = %s",
-                               (row_id,)):
-                    return True
-            except psycopg.Error:
-                pass
-            time.sleep(0.05)
-        return False
-
-    def wait_replayed(self, timeout=10.0) -> None:
-        """Wait until us-west has replayed us-east's current flushed WAL."""
-        target = self.scalar(self.east, "SELECT pg_current_wal_flush_lsn()")
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            if self.scalar(self.west, "SELECT pg_last_wal_replay_lsn() >= %s::pg_lsn",
-                           (str(target),)):
-                return
-            time.sleep(0.02)
-        raise AssertionError(f"us-west did not replay {target} within {timeout}s")
-
-    # Preconditions (done with psycopg, not with the modules under test)
-    def fence(self, node: PgNode, on=True, timeout=10.0) -> None:
-        """ALTER SYSTEM default_transaction_read_only, reload, wait until new sessions see it."""
-        stmt = ("ALTER SYSTEM SET default_transaction_read_only = on" if on
-                else "ALTER SYSTEM RESET default_transaction_read_only")
-        with psycopg.connect(node.conninfo(), autocommit=True) as conn:
-            conn.execute(stmt)
-            conn.execute("SELECT pg_reload_conf()")
-        deadline = time.monotonic() + timeout
-        while self.read_only(node) != on:
-            if time.monotonic() > deadline:
-                raise AssertionError(f"{node.region}: fence={on} not in force after {timeout}s")
-            time.sleep(0.01)
-
-    def unfence(self, node: PgNode) -> None:
-        self.fence(node, on=False)
-
-    def set_setting(self, node: PgNode, name: str, value, timeout=5.0) -> None:
-        """ALTER SYSTEM SET (value) or RESET (None) a setting, reload, wait until in force."""
-        from psycopg import sql
-
-        query = "SELECT setting FROM pg_settings WHERE name = %s"
-        before = self.scalar(node, query, (name,))
-        with psycopg.connect(node.conninfo(), autocommit=True) as conn:
-            if value is None:
-                conn.execute(sql.SQL("ALTER SYSTEM RESET {}").format(sql.Identifier(name)))
-            else:
-                conn.execute(sql.SQL("ALTER SYSTEM SET {} = {}").format(
-                    sql.Identifier(name), sql.Literal(str(value))))
-            conn.execute("SELECT pg_reload_conf()")
-        # A new session sees the new value once the postmaster has reloaded and signalled its
-        # children; the startup/walreceiver processes act on the signal a moment later.
-        deadline = time.monotonic() + timeout
-        while self.scalar(node, query, (name,)) == before and time.monotonic() < deadline:
-            time.sleep(0.01)
-        time.sleep(0.2)
-
-    def hold_back_replay(self, attempts=20) -> int:
-        """Make us-west stop short of us-east's next commits without pausing replay.
-
-        Sets recovery_min_apply_delay = 1h on us-west (it holds back commit records only: the
-        standby keeps receiving and is not 'paused'), then proves it holds: inserts a row on
-        us-east and checks that us-west has not replayed it. Returns the held-back row's id.
-        Undo with release_replay().
-        """
-        self.set_setting(self.west, "recovery_min_apply_delay", "1h")
-        for _attempt in range(attempts):
-            row_id = self.insert(self.east, "held back on us-west")
-            lsn = str(self.scalar(self.east, "SELECT pg_current_wal_flush_lsn()"))
-            deadline = time.monotonic() + 5
-            while not self.scalar(self.west, "SELECT pg_last_wal_receive_lsn() >= %s::pg_lsn",
-                                  (lsn,)) and time.monotonic() < deadline:
-                time.sleep(0.02)
-            time.sleep(0.2)
-            if not self.scalar(self.west, f"SELECT count(*) FROM {CHECK_TABLE} WHERE id = %s",
-                               (row_id,)):
-                return row_id
-        raise AssertionError("recovery_min_apply_delay did not take effect on us-west")
-
-    def release_replay(self) -> None:
-        """Undo hold_back_replay() and wait until us-west has caught up."""
-        self.set_setting(self.west, "recovery_min_apply_delay", None)
-        self.wait_replayed()
-
-    def pause_replay(self, node: PgNode | None = None, timeout=10.0) -> None:
-        node = node or self.west
-        self.query(node, "SELECT pg_wal_replay_pause()")
-        deadline = time.monotonic() + timeout
-        while self.scalar(node, "SELECT pg_get_wal_replay_pause_state()") != "paused":
-            if time.monotonic() > deadline:
-                raise AssertionError("replay did not pause")
-            time.sleep(0.01)
-
-    def resume_replay(self, node: PgNode | None = None) -> None:
-        self.query(node or self.west, "SELECT pg_wal_replay_resume()")
-
-    def manual_switchover(self, timeout=30.0) -> None:
-        """us-east -> us-west by hand (fence, catch up, promote, checkpoint); us-east stays fenced."""
-        self.fence(self.east)
-        self.wait_replayed(timeout)
-        self.query(self.west, "SELECT pg_promote(wait => true, wait_seconds => 30)")
-        if self.in_recovery(self.west):
-            raise AssertionError("us-west did not leave recovery")
-        self.query(self.west, "CHECKPOINT")
-
-    def crash(self, node: PgNode, timeout=15.0) -> None:
-        """kill -9 the postmaster, then wait for its children to notice and exit."""
-        pid = node.postmaster_pid()
-        assert pid, f"{node.region} is not running"
-        children = [int(p.name) for p in Path("/proc").iterdir() if p.name.isdigit()
-                    and _ppid(p) == pid]
-        os.kill(pid, signal.SIGKILL)
-        deadline = time.monotonic() + timeout
-        for child in children:
-            while pid_alive(child) and time.monotonic() < deadline:
-                time.sleep(0.05)
-            if pid_alive(child):
-                os.kill(child, signal.SIGKILL)
-        while pid_alive(pid) and time.monotonic() < deadline:
-            time.sleep(0.05)
-
-
-def _ppid(proc_dir: Path):
-    try:
-        return int((proc_dir / "stat").read_text().rsplit(")", 1)[1].split()[1])
-    except (OSError, ValueError, IndexError):
-        return None
-
-
-@pytest.fixture
-def pg_pair(lab_env):
-    """The canonical PostgreSQL pair, reset only when a previous test left it otherwise."""
-    lab_env.ensure_canonical()
-    pair = lab_env.pair()
-    pair.query(pair.east, CHECK_TABLE_DDL)
-    pair.wait_replayed()
-    try:
-        yield pair
-    finally:
-        pair.close_all()
 
 
 # Ansible -----------------------------------------------------------------------------------

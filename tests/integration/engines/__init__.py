@@ -1,0 +1,1 @@
+"""Engine plugins of the integration tests: one pytest plugin per engine (see ../conftest.py)."""
