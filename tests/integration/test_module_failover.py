@@ -6,8 +6,10 @@ MODULE = "postgresql_failover"
 
 
 def nodes(pair, **east_overrides):
-    return [dict(pair.east.peer(**east_overrides), name="pg-us-east"),
-            dict(pair.west.peer(), name="pg-us-west")]
+    """Both nodes, each with its log file (the loss estimate reads the standby's)."""
+    east = dict(pair.east.peer(log_file=str(pair.east.log_file)), name="pg-us-east")
+    east.update(east_overrides)
+    return [east, dict(pair.west.peer(log_file=str(pair.west.log_file)), name="pg-us-west")]
 
 
 def assert_still_standby(pair):

@@ -13,10 +13,10 @@ MODULE = "postgresql_standby"
 def rejoin_args(pair, **extra):
     """Make us-east a standby of us-west (the lab's files for us-east, slot us_east)."""
     east, west = pair.east, pair.west
-    args = east.login(
+    args = dict(
+        node=east.peer(log_file=str(east.log_file)),
         data_dir=str(east.data_dir),
         config_dir=str(east.config_dir),
-        log_file=str(east.log_file),
         primary=west.peer(),
         replication_user=REPLICATION_USER,
         replication_password=REPLICATION_PASSWORD,
@@ -126,10 +126,10 @@ def test_refuses_primary_that_is_a_standby(pg_pair, run_module):
 
 def test_follower_already_streaming_is_unchanged(pg_pair, run_module):
     west, east = pg_pair.west, pg_pair.east
-    args = west.login(data_dir=str(west.data_dir), config_dir=str(west.config_dir),
-                      log_file=str(west.log_file), primary=east.peer(),
-                      replication_user=REPLICATION_USER,
-                      replication_password=REPLICATION_PASSWORD, slot_name=west.slot_name)
+    args = dict(node=west.peer(log_file=str(west.log_file)), data_dir=str(west.data_dir),
+                config_dir=str(west.config_dir), primary=east.peer(),
+                replication_user=REPLICATION_USER,
+                replication_password=REPLICATION_PASSWORD, slot_name=west.slot_name)
     pid_before = west.postmaster_pid()
     for check in (True, False):
         result = run_module(MODULE, args, check=check)
@@ -146,7 +146,8 @@ def test_emergency_rejoin_after_crash(pg_pair, run_module):
     assert east.postmaster_pid() is None
 
     promote = run_module("postgresql_promote",
-                         west.login(primary=east.peer(connect_timeout=2), accept_data_loss=True))
+                         dict(node=west.peer(), primary=east.peer(connect_timeout=2),
+                              accept_data_loss=True))
     assert not promote.failed, promote.msg
     assert promote["promoted"] is True and promote["old_primary"]["reachable"] is False
     pg_pair.insert(west, "written on the new primary")
