@@ -6,80 +6,13 @@
 Every server a module talks to is a dict of the same shape (module_utils
 _postgres_connection.PEER_SPEC), the one the failsafe.datastores.pg_conn filter builds from the
 inventory: ``node`` (the server the module acts on), ``primary``, ``standby`` and the entries of
-``nodes``. The docs of that shape are written once, below.
+``nodes``. ansible-test reads these as string literals, so each variant is spelled out;
+tests/unit/test_docs.py checks every one against PEER_SPEC.
 """
 
 from __future__ import absolute_import, division, print_function
 
 __metaclass__ = type
-
-_CONNECTION = r'''
-  %(option)s:
-    description: %(description)s
-    type: %(type)s
-    required: %(required)s%(elements)s
-    suboptions:%(name)s
-      host:
-        description: Host name or address of the server.
-        type: str
-        required: true
-      port:
-        description: TCP port of the server.
-        type: int
-        default: 5432
-      user:
-        description: Role to connect as; a superuser (or a role with the needed privileges).
-        type: str
-        default: postgres
-      password:
-        description: Password of O(%(option)s[].user). Never returned or logged.
-        type: str
-      db:
-        description: Database to connect to.
-        type: str
-        default: postgres
-      connect_timeout:
-        description: %(timeout)s
-        type: int
-        default: %(timeout_default)d
-      ssl_mode:
-        description: libpq C(sslmode) of the connection.
-        type: str
-        default: prefer
-        choices: [allow, disable, prefer, require, verify-ca, verify-full]
-      ca_cert:
-        description: CA certificate file for O(%(option)s[].ssl_mode=verify-ca) and O(%(option)s[].ssl_mode=verify-full).
-        type: path
-      log_file:
-        description:
-          - The server's log file, as a path on the server's host (inventory C(failsafe_pg_log_file)).
-          - Read through SQL (C(pg_read_binary_file), a superuser or C(pg_read_server_files)) to
-            find when a standby lost its primary (M(failsafe.datastores.postgresql_failover),
-            M(failsafe.datastores.postgresql_promote)); without it C(pg_current_logfile()) is
-            used, which needs C(logging_collector).
-          - M(failsafe.datastores.postgresql_standby) gives it to C(pg_ctl start -l).
-        type: path
-'''
-
-_NAME = r'''
-      name:
-        description: Name of the node in reports (the inventory host name).
-        type: str
-        required: true'''
-
-
-def _connection(option, description, required=False, many=False):
-    """The docs of one connection option (a dict, or a list of dicts with a name)."""
-    text = _CONNECTION % dict(
-        option=option, description=description, required="true" if required else "false",
-        type="list" if many else "dict", elements="\n    elements: dict" if many else "",
-        name=_NAME if many else "",
-        timeout=("Seconds to wait for a connection; a node that does not answer in time is down."
-                 if many else "Seconds to wait for a connection."),
-        timeout_default=3 if many else 5)
-    if not many:
-        text = text.replace("[]", "")
-    return "options:" + text
 
 
 class ModuleDocFragment(object):
@@ -99,17 +32,256 @@ notes:
 '''
 
     # The server the module acts on.
-    NODE = _connection("node", "Connection to the server the module acts on.", required=True)
+    NODE = r'''
+options:
+  node:
+    description: Connection to the server the module acts on.
+    type: dict
+    required: true
+    suboptions:
+      host:
+        description: Host name or address of the server.
+        type: str
+        required: true
+      port:
+        description: TCP port of the server.
+        type: int
+        default: 5432
+      user:
+        description: Role to connect as; a superuser (or a role with the needed privileges).
+        type: str
+        default: postgres
+      password:
+        description: Password of O(node.user). Never returned or logged.
+        type: str
+      db:
+        description: Database to connect to.
+        type: str
+        default: postgres
+      connect_timeout:
+        description: Seconds to wait for a connection.
+        type: int
+        default: 5
+      ssl_mode:
+        description: libpq C(sslmode) of the connection.
+        type: str
+        default: prefer
+        choices: [allow, disable, prefer, require, verify-ca, verify-full]
+      ca_cert:
+        description: CA certificate file for O(node.ssl_mode=verify-ca) and O(node.ssl_mode=verify-full).
+        type: path
+      log_file:
+        description:
+          - The server's log file, as a path on the server's host (inventory C(failsafe_pg_log_file)).
+          - Read through SQL (C(pg_read_binary_file), a superuser or C(pg_read_server_files)) to
+            find when a standby lost its primary (M(failsafe.datastores.postgresql_failover),
+            M(failsafe.datastores.postgresql_promote)); without it C(pg_current_logfile()) is
+            used, which needs C(logging_collector).
+          - M(failsafe.datastores.postgresql_standby) gives it to C(pg_ctl start -l).
+        type: path
+'''
 
     # The (current or old) primary.
-    PRIMARY = _connection("primary", "Connection to the primary server.")
+    PRIMARY = r'''
+options:
+  primary:
+    description: Connection to the primary server.
+    type: dict
+    required: false
+    suboptions:
+      host:
+        description: Host name or address of the server.
+        type: str
+        required: true
+      port:
+        description: TCP port of the server.
+        type: int
+        default: 5432
+      user:
+        description: Role to connect as; a superuser (or a role with the needed privileges).
+        type: str
+        default: postgres
+      password:
+        description: Password of O(primary.user). Never returned or logged.
+        type: str
+      db:
+        description: Database to connect to.
+        type: str
+        default: postgres
+      connect_timeout:
+        description: Seconds to wait for a connection.
+        type: int
+        default: 5
+      ssl_mode:
+        description: libpq C(sslmode) of the connection.
+        type: str
+        default: prefer
+        choices: [allow, disable, prefer, require, verify-ca, verify-full]
+      ca_cert:
+        description: CA certificate file for O(primary.ssl_mode=verify-ca) and O(primary.ssl_mode=verify-full).
+        type: path
+      log_file:
+        description:
+          - The server's log file, as a path on the server's host (inventory C(failsafe_pg_log_file)).
+          - Read through SQL (C(pg_read_binary_file), a superuser or C(pg_read_server_files)) to
+            find when a standby lost its primary (M(failsafe.datastores.postgresql_failover),
+            M(failsafe.datastores.postgresql_promote)); without it C(pg_current_logfile()) is
+            used, which needs C(logging_collector).
+          - M(failsafe.datastores.postgresql_standby) gives it to C(pg_ctl start -l).
+        type: path
+'''
 
     # The primary, when the module cannot work without it.
-    PRIMARY_REQUIRED = _connection("primary", "Connection to the primary server.", required=True)
+    PRIMARY_REQUIRED = r'''
+options:
+  primary:
+    description: Connection to the primary server.
+    type: dict
+    required: true
+    suboptions:
+      host:
+        description: Host name or address of the server.
+        type: str
+        required: true
+      port:
+        description: TCP port of the server.
+        type: int
+        default: 5432
+      user:
+        description: Role to connect as; a superuser (or a role with the needed privileges).
+        type: str
+        default: postgres
+      password:
+        description: Password of O(primary.user). Never returned or logged.
+        type: str
+      db:
+        description: Database to connect to.
+        type: str
+        default: postgres
+      connect_timeout:
+        description: Seconds to wait for a connection.
+        type: int
+        default: 5
+      ssl_mode:
+        description: libpq C(sslmode) of the connection.
+        type: str
+        default: prefer
+        choices: [allow, disable, prefer, require, verify-ca, verify-full]
+      ca_cert:
+        description: CA certificate file for O(primary.ssl_mode=verify-ca) and O(primary.ssl_mode=verify-full).
+        type: path
+      log_file:
+        description:
+          - The server's log file, as a path on the server's host (inventory C(failsafe_pg_log_file)).
+          - Read through SQL (C(pg_read_binary_file), a superuser or C(pg_read_server_files)) to
+            find when a standby lost its primary (M(failsafe.datastores.postgresql_failover),
+            M(failsafe.datastores.postgresql_promote)); without it C(pg_current_logfile()) is
+            used, which needs C(logging_collector).
+          - M(failsafe.datastores.postgresql_standby) gives it to C(pg_ctl start -l).
+        type: path
+'''
 
     # The standby.
-    STANDBY = _connection("standby", "Connection to the standby server.", required=True)
+    STANDBY = r'''
+options:
+  standby:
+    description: Connection to the standby server.
+    type: dict
+    required: true
+    suboptions:
+      host:
+        description: Host name or address of the server.
+        type: str
+        required: true
+      port:
+        description: TCP port of the server.
+        type: int
+        default: 5432
+      user:
+        description: Role to connect as; a superuser (or a role with the needed privileges).
+        type: str
+        default: postgres
+      password:
+        description: Password of O(standby.user). Never returned or logged.
+        type: str
+      db:
+        description: Database to connect to.
+        type: str
+        default: postgres
+      connect_timeout:
+        description: Seconds to wait for a connection.
+        type: int
+        default: 5
+      ssl_mode:
+        description: libpq C(sslmode) of the connection.
+        type: str
+        default: prefer
+        choices: [allow, disable, prefer, require, verify-ca, verify-full]
+      ca_cert:
+        description: CA certificate file for O(standby.ssl_mode=verify-ca) and O(standby.ssl_mode=verify-full).
+        type: path
+      log_file:
+        description:
+          - The server's log file, as a path on the server's host (inventory C(failsafe_pg_log_file)).
+          - Read through SQL (C(pg_read_binary_file), a superuser or C(pg_read_server_files)) to
+            find when a standby lost its primary (M(failsafe.datastores.postgresql_failover),
+            M(failsafe.datastores.postgresql_promote)); without it C(pg_current_logfile()) is
+            used, which needs C(logging_collector).
+          - M(failsafe.datastores.postgresql_standby) gives it to C(pg_ctl start -l).
+        type: path
+'''
 
     # Every node of a cluster, each named.
-    NODES = _connection("nodes", "Every node of the cluster, each a connection dict with a C(name).",
-                        required=True, many=True)
+    NODES = r'''
+options:
+  nodes:
+    description: Every node of the cluster, each a connection dict with a C(name).
+    type: list
+    required: true
+    elements: dict
+    suboptions:
+      name:
+        description: Name of the node in reports (the inventory host name).
+        type: str
+        required: true
+      host:
+        description: Host name or address of the server.
+        type: str
+        required: true
+      port:
+        description: TCP port of the server.
+        type: int
+        default: 5432
+      user:
+        description: Role to connect as; a superuser (or a role with the needed privileges).
+        type: str
+        default: postgres
+      password:
+        description: Password of O(nodes[].user). Never returned or logged.
+        type: str
+      db:
+        description: Database to connect to.
+        type: str
+        default: postgres
+      connect_timeout:
+        description: Seconds to wait for a connection; a node that does not answer in time is down.
+        type: int
+        default: 3
+      ssl_mode:
+        description: libpq C(sslmode) of the connection.
+        type: str
+        default: prefer
+        choices: [allow, disable, prefer, require, verify-ca, verify-full]
+      ca_cert:
+        description: CA certificate file for O(nodes[].ssl_mode=verify-ca) and O(nodes[].ssl_mode=verify-full).
+        type: path
+      log_file:
+        description:
+          - The server's log file, as a path on the server's host (inventory C(failsafe_pg_log_file)).
+          - Read through SQL (C(pg_read_binary_file), a superuser or C(pg_read_server_files)) to
+            find when a standby lost its primary (M(failsafe.datastores.postgresql_failover),
+            M(failsafe.datastores.postgresql_promote)); without it C(pg_current_logfile()) is
+            used, which needs C(logging_collector).
+          - M(failsafe.datastores.postgresql_standby) gives it to C(pg_ctl start -l).
+        type: path
+'''

@@ -165,15 +165,15 @@ class LocalInstance:
         if self.service_name:
             self.run_program(["systemctl", "stop", self.service_name])
         elif self.running():
-            self.run_program(self.argv("pg_ctl", "-D", self.config_dir, "-m", "fast", "-w", "-t", "60",
-                               "stop"))
+            self.run_program(self.argv("pg_ctl", "-D", self.config_dir, "-m", "fast", "-w",
+                                       "-t", "60", "stop"))
 
     def start(self):
         if self.service_name:
             self.run_program(["systemctl", "start", self.service_name])
             return
         self.run_program(self.argv("pg_ctl", "-D", self.config_dir, "-w", "-t", "60",
-                           "-l", self.log_file or os.devnull, "start"))
+                                   "-l", self.log_file or os.devnull, "start"))
 
     # State of a stopped instance
     def control_data(self):
@@ -191,8 +191,8 @@ class LocalInstance:
         args = ["--single", "-F", "-D", self.data_dir]
         if self.config_dir != self.data_dir:
             args += ["-c", "config_file=%s" % os.path.join(self.config_dir, "postgresql.conf")]
-        rc, out, err = self.run_program(self.argv("postgres", *(args + ["template1"])), data="",
-                                check=False)
+        rc, out, err = self.run_program(self.argv("postgres", *(args + ["template1"])),
+                                        data="", check=False)
         if rc != 0:
             raise PostgresError("crash recovery of %s in single-user mode failed (exit %d): %s"
                                 % (self.data_dir, rc, (err or out).strip()[-2000:]))
@@ -249,7 +249,7 @@ class LocalInstance:
 
     def basebackup(self, source_conninfo, env):
         self.run_program(self.argv("pg_basebackup", "-D", self.data_dir, "-d", source_conninfo,
-                           "-X", "stream", "-c", "fast", "--no-password"), env=env)
+                                   "-X", "stream", "-c", "fast", "--no-password"), env=env)
         self.version = self._read_version()
 
     # Standby configuration

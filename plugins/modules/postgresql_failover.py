@@ -23,8 +23,8 @@ description:
     C(postgresql_failover) role, C(postgresql_failover_max_data_loss_seconds)) and without
     O(accept_data_loss=true) it refuses before anything changes.
   - "The loss estimate is the window of writes the new primary may miss, on the best basis
-    available (RV(data_loss.basis)): while the standby's WAL receiver is still connected, from
-    its last message until now; once the connection is gone, from the standby's own server log
+    available (C(basis) in RV(data_loss)): while the standby's WAL receiver is still connected,
+    from its last message until now; once the connection is gone, from the standby's own server log
     (O(nodes[].log_file), read through SQL): when the primary closed the connection (it stopped
     or crashed then), the window runs from the standby's last contact (its last replayed commit,
     or C(wal_receiver_timeout) before the end) to that moment, and does not grow while the
@@ -230,10 +230,10 @@ def choose(params, summary, facts):
                 if n["reachable"] and n["role"] == "primary" and not n["read_only"]]
     if len(writable) > 1:
         raise PostgresError(
-            "split brain now: %s are all writable primaries. Nothing was changed. Fence all but "
+            "split brain now: %s are %s writable primaries. Nothing was changed. Fence all but "
             "one (postgresql_read_only read_only=true) and rejoin them as standbys "
             "(postgresql_standby); what each accepted alone must be reconciled by hand"
-            % " and ".join(writable))
+            % (" and ".join(writable), "both" if len(writable) == 2 else "all"))
     if writable and writable[0] in candidates:
         return "done", writable[0], healthy_or_failed_over(writable[0], summary)
     if writable:

@@ -431,8 +431,8 @@ class Rejoin:
             decision = plan(node, primary, self.options)
             result.update(method=decision["method"], changed=decision["method"] != "none")
             if decision["method"] == "none":
-                result["msg"] = "%s already streams from %s." % (self.address,
-                                                                self.primary_address)
+                result["msg"] = "%s already streams from %s." % (
+                    self.address, self.primary_address)
                 return
             if self.module.check_mode:
                 report.plan(decision["steps"])
@@ -497,8 +497,8 @@ class Rejoin:
         report, instance = self.report, self.instance
         kept = keep_discarded_wal(instance, check["diverged_at"])
         self.result["discarded_wal"] = kept
-        report.done("kept the WAL past %s in %s (%s)" % (kept["from_lsn"], kept["kept_in"],
-                                                          kept["summary"]))
+        report.done("kept the WAL past %s in %s (%s)"
+                    % (kept["from_lsn"], kept["kept_in"], kept["summary"]))
         report.leaves("The node %s is stopped; the WAL a rewind discards is kept in %s." % (
             self.address, kept["kept_in"]))
         outcome = instance.rewind(self.rewind_source(), self.password_env(
