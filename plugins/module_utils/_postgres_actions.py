@@ -53,11 +53,21 @@ def set_read_only(conn, on, timeout):
         time.sleep(0.001)
 
 
-def lift_fence(peer, application_name, timeout=10):
-    """Unfence a primary through a NEW session (ours may be the one that failed)."""
-    with doing("lifting the fence", peer):
-        with connect(peer, application_name) as conn:
-            set_read_only(conn, False, timeout)
+def lift_fence(peer, application_name, timeout=10, attempts=3):
+    """Unfence a primary through a NEW session (ours may be the one that failed).
+
+    Tried `attempts` times: whatever ended our session may end the next one too.
+    """
+    for attempt in range(1, attempts + 1):
+        try:
+            with doing("lifting the fence", peer):
+                with connect(peer, application_name) as conn:
+                    set_read_only(conn, False, timeout)
+            return
+        except PostgresError:
+            if attempt == attempts:
+                raise
+            time.sleep(0.2)
 
 
 # Sessions that may still hold the old setting: client backends that were opened before the
@@ -171,13 +181,17 @@ def promote_until_writable(conn, peer, report, timeout, checkpoint=True):
 
 
 def server_state(peer, application_name):
-    """One line on what a server is now, read through a new session (never raises)."""
+    """What a server is now, read through a new session; never raises.
+
+    (kind, sentence): kind is 'standby', 'fenced', 'writable', or None when it cannot be read.
+    """
+    address = describe(peer)
     try:
         with connect(peer, application_name) as conn:
             if in_recovery(conn):
-                return "%s is a standby (in recovery)" % describe(peer)
+                return "standby", "%s is a standby (in recovery)" % address
             if read_only_setting(conn):
-                return "%s is a primary fenced read-only" % describe(peer)
-            return "%s is a writable primary" % describe(peer)
+                return "fenced", "%s is a primary fenced read-only" % address
+            return "writable", "%s is a writable primary" % address
     except Exception as exc:  # pylint: disable=broad-except  # a report, not a decision
-        return "%s cannot be read now (%s)" % (describe(peer), (str(exc).splitlines() or ["?"])[0])
+        return None, "%s cannot be read now (%s)" % (address, (str(exc).splitlines() or ["?"])[0])

@@ -177,8 +177,8 @@ def driver_reason(exc, peer=None):
     if sqlstate == "25006":
         return "%s: the server only accepts read-only transactions (a standby, or fenced)" % text
     if sqlstate.startswith("08") or any(m in lowered for m in _LOST_CONNECTION_MARKERS):
-        return ("lost the connection (%s): the server stopped or crashed, or the network failed"
-                % text)
+        return ("lost the connection (%s): the server stopped or crashed, another session "
+                "terminated ours, or the network failed" % text)
     if sqlstate:
         return "%s (SQLSTATE %s)" % (text, sqlstate)
     return text

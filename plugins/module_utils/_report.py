@@ -95,8 +95,13 @@ class Report:
     def run(self, work, result, explain=describe_exception):
         """Run `work()`, then exit with `result`; any exception fails the task with
         `explain(exception)` and the state left behind, never with a traceback."""
+        failure = None
         try:
             work()
         except Exception as exc:  # pylint: disable=broad-except  # the last resort
-            self.fail(explain(exc), result)
+            failure = explain(exc)
+        # Outside the except block: the failure is the message, not the exception being
+        # handled (fail_json would attach that one).
+        if failure is not None:
+            self.fail(failure, result)
         self.exit(result)

@@ -333,8 +333,8 @@ def fail_over(module, report, result):
             with doing("reading the new timeline", node):
                 result["timeline"] = timeline(conn, False)
         except Exception:
-            report.leaves("pg_promote() was sent, so the promotion may have happened; now %s."
-                          % server_state(node, APPLICATION_NAME))
+            report.leaves("The promotion may have taken effect; now: %s."
+                          % server_state(node, APPLICATION_NAME)[1])
             raise
         result["msg"] = "Promoted %s. %s" % (target, loss["meaning"])
     finally:

@@ -302,8 +302,8 @@ def promote(module, report, result):
             with doing("reading the new timeline", peer):
                 result["timeline"] = timeline(conn, False)
         except Exception:
-            report.leaves("pg_promote() was sent, so the promotion may have happened; now %s."
-                          % server_state(peer, APPLICATION_NAME))
+            report.leaves("The promotion may have taken effect; now: %s."
+                          % server_state(peer, APPLICATION_NAME)[1])
             raise
         result["role"] = "primary"
 

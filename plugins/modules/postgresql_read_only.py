@@ -196,7 +196,7 @@ def fence(module, report, result):
                 with doing("fencing" if wanted else "lifting the fence", peer):
                     set_read_only(conn, wanted, params["reload_timeout"])
             except Exception:
-                report.leaves("Now: %s." % server_state(peer, APPLICATION_NAME))
+                report.leaves("Now: %s." % server_state(peer, APPLICATION_NAME)[1])
                 raise
             report.done("%s; %s on %s" % (statement, RELOAD, address))
             report.leaves("%s on %s is in force." % (statement, address))

@@ -360,21 +360,26 @@ def unfence_after_failure(p_peer, report):
     try:
         lift_fence(p_peer, APPLICATION_NAME)
     except Exception as exc:  # pylint: disable=broad-except  # said in the message instead
-        return ("The primary %s is STILL FENCED and could not be unfenced (%s): the cluster has "
-                "no writable primary. Lift the fence now: postgresql_read_only read_only=false, "
-                "or ALTER SYSTEM RESET default_transaction_read_only; SELECT pg_reload_conf(). "
-                "Nothing was promoted." % (p_addr, explain_error(exc)))
+        kind, now = server_state(p_peer, APPLICATION_NAME)
+        if kind == "writable":  # the fence never took (e.g. ALTER SYSTEM was refused)
+            return ("The primary %s was not left fenced (now: %s); nothing was promoted and "
+                    "nothing was lost." % (p_addr, now))
+        return ("The primary %s may be STILL FENCED: lifting the fence failed (%s); now: %s. "
+                "The cluster may have no writable primary: lift the fence now "
+                "(postgresql_read_only read_only=false, or ALTER SYSTEM RESET "
+                "default_transaction_read_only; SELECT pg_reload_conf()). Nothing was promoted."
+                % (p_addr, explain_error(exc), now))
     report.done("lifted the fence on %s again" % p_addr)
     return ("The primary %s was unfenced and takes writes again; nothing was promoted and "
             "nothing was lost." % p_addr)
 
 
 def promotion_state(p_peer, s_peer):
-    """After pg_promote() was sent: what each server is now, read through new sessions."""
-    return ("pg_promote() was sent to %s, so the promotion may have happened. Now: %s; %s. Check "
-            "both before changing anything: never unfence %s while %s may be a primary."
-            % (describe(s_peer), server_state(s_peer, APPLICATION_NAME),
-               server_state(p_peer, APPLICATION_NAME), describe(p_peer), describe(s_peer)))
+    """After pg_promote() may have run: what each server is now, read through new sessions."""
+    return ("The promotion of %s may have taken effect. Now: %s; %s. Check both before changing "
+            "anything: never unfence %s while %s may be a primary."
+            % (describe(s_peer), server_state(s_peer, APPLICATION_NAME)[1],
+               server_state(p_peer, APPLICATION_NAME)[1], describe(p_peer), describe(s_peer)))
 
 
 def main():

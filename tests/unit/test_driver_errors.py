@@ -36,7 +36,7 @@ PEER = dict(host="10.0.1.10", port=5432, user="failsafe_limited", password="S3cr
                               "unexpectedly\n\tThis probably means the server terminated "
                               "abnormally"),
      "lost the connection (consuming input failed: server closed the connection unexpectedly): "
-     "the server stopped or crashed, or the network failed"),
+     "the server stopped or crashed, another session terminated ours, or the network failed"),
     (psycopg.OperationalError("the connection is lost"), "lost the connection"),
     (psycopg.errors.ReadOnlySqlTransaction("cannot execute CHECKPOINT during recovery"),
      "only accepts read-only transactions"),
