@@ -24,6 +24,7 @@ from ansible_collections.failsafe.datastores.plugins.module_utils._postgres_fact
     lsn_at_least,
     read_only_setting,
     scalar,
+    timeline,
 )
 
 # The statements, as the modules report them.
@@ -178,6 +179,22 @@ def promote_until_writable(conn, peer, report, timeout, checkpoint=True):
         report.done("CHECKPOINT on %s" % describe(peer))
     report.mark("checkpoint")
     return unfenced
+
+
+def promote_standby(conn, peer, report, timeout, checkpoint, application_name):
+    """`promote_until_writable`, then the new timeline: (unfenced, timeline).
+
+    On failure the report leaves what the server is now (read through a new session): the
+    promotion may have taken effect.
+    """
+    try:
+        unfenced = promote_until_writable(conn, peer, report, timeout, checkpoint)
+        with doing("reading the new timeline", peer):
+            return unfenced, timeline(conn, False)
+    except Exception:
+        report.leaves("The promotion may have taken effect; now: %s."
+                      % server_state(peer, application_name)[1])
+        raise
 
 
 def server_state(peer, application_name):

@@ -166,9 +166,8 @@ diff:
 from ansible.module_utils.basic import AnsibleModule
 
 from ansible_collections.failsafe.datastores.plugins.module_utils._postgres_actions import (
-    promote_until_writable,
+    promote_standby,
     promotion_plan,
-    server_state,
 )
 from ansible_collections.failsafe.datastores.plugins.module_utils._postgres_connection import (
     PEER_SPEC,
@@ -183,7 +182,6 @@ from ansible_collections.failsafe.datastores.plugins.module_utils._postgres_fact
     furthest_lsn,
     lsn_to_int,
     replication_facts,
-    timeline,
 )
 from ansible_collections.failsafe.datastores.plugins.module_utils._report import Report
 
@@ -326,16 +324,9 @@ def fail_over(module, report, result):
             report.plan(promotion_plan(target, params["checkpoint"]))
             result["msg"] = "Check mode: would promote %s. %s" % (target, loss["meaning"])
             return
-        conn = conns[target]
-        try:
-            promote_until_writable(conn, node, report, params["promote_timeout"],
-                                   params["checkpoint"])
-            with doing("reading the new timeline", node):
-                result["timeline"] = timeline(conn, False)
-        except Exception:
-            report.leaves("The promotion may have taken effect; now: %s."
-                          % server_state(node, APPLICATION_NAME)[1])
-            raise
+        dummy, result["timeline"] = promote_standby(
+            conns[target], node, report, params["promote_timeout"], params["checkpoint"],
+            APPLICATION_NAME)
         result["msg"] = "Promoted %s. %s" % (target, loss["meaning"])
     finally:
         for conn in conns.values():

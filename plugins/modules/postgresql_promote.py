@@ -160,9 +160,8 @@ diff:
 from ansible.module_utils.basic import AnsibleModule
 
 from ansible_collections.failsafe.datastores.plugins.module_utils._postgres_actions import (
-    promote_until_writable,
+    promote_standby,
     promotion_plan,
-    server_state,
     wait_replayed,
 )
 from ansible_collections.failsafe.datastores.plugins.module_utils._postgres_connection import (
@@ -180,7 +179,6 @@ from ansible_collections.failsafe.datastores.plugins.module_utils._postgres_fact
     probe_old_primary,
     replication_facts,
     scalar,
-    timeline,
 )
 from ansible_collections.failsafe.datastores.plugins.module_utils._report import Report
 
@@ -296,15 +294,8 @@ def promote(module, report, result):
             return
         with doing("reading the replayed WAL position", peer):
             result["promoted_at_lsn"] = scalar(conn, "SELECT pg_last_wal_replay_lsn()::text")
-        try:
-            result["unfenced"] = promote_until_writable(conn, peer, report, params["wait_timeout"],
-                                                        params["checkpoint"])
-            with doing("reading the new timeline", peer):
-                result["timeline"] = timeline(conn, False)
-        except Exception:
-            report.leaves("The promotion may have taken effect; now: %s."
-                          % server_state(peer, APPLICATION_NAME)[1])
-            raise
+        result["unfenced"], result["timeline"] = promote_standby(
+            conn, peer, report, params["wait_timeout"], params["checkpoint"], APPLICATION_NAME)
         result["role"] = "primary"
 
 
