@@ -33,8 +33,8 @@ def limited_role(pg_pair):
 
 # A role without the privilege -------------------------------------------------------------------
 
-def test_fencing_without_the_privilege_says_so_and_changes_nothing(pg_pair, run_module,
-                                                                    limited_role):
+def test_fencing_without_the_privilege_says_so_and_changes_nothing(
+        pg_pair, run_module, limited_role):
     east = pg_pair.east
     result = run_module("postgresql_read_only", dict(node=east.peer(**limited_role),
                                                      read_only=True))
@@ -47,8 +47,8 @@ def test_fencing_without_the_privilege_says_so_and_changes_nothing(pg_pair, run_
     assert pg_pair.read_only(east) is False
 
 
-def test_a_switchover_whose_fence_is_refused_keeps_the_primary_writable(pg_pair, run_module,
-                                                                       limited_role):
+def test_a_switchover_whose_fence_is_refused_keeps_the_primary_writable(
+        pg_pair, run_module, limited_role):
     east, west = pg_pair.east, pg_pair.west
     result = run_module("postgresql_switchover", dict(primary=east.peer(**limited_role),
                                                       standby=west.peer()))
@@ -79,8 +79,8 @@ def test_a_promotion_without_the_privilege_says_what_each_server_is(pg_pair, run
 
 # The module's own session terminated --------------------------------------------------------------
 
-def test_a_switchover_whose_sessions_are_terminated_unfences_through_a_new_one(pg_pair,
-                                                                              run_module):
+def test_a_switchover_whose_sessions_are_terminated_unfences_through_a_new_one(
+        pg_pair, run_module):
     """Someone runs pg_terminate_backend on the module's sessions while the fenced primary waits
     for the standby: the module must lift the fence through a new session before it fails."""
     east, west = pg_pair.east, pg_pair.west
