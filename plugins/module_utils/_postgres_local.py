@@ -237,12 +237,11 @@ class LocalInstance:
     # Clone
     def move_aside(self):
         """Rename the data directory to DATA_DIR.failsafe-TIMESTAMP (never deleted) and make a
-        new empty one; returns the new name of the old one."""
+        new empty one; returns the new name of the old one (None: it was empty, kept)."""
+        if not os.listdir(self.data_dir):
+            return None
         aside = "%s.failsafe-%s" % (self.data_dir, timestamp())
-        if os.path.exists(self.data_dir):
-            os.rename(self.data_dir, aside)
-        else:
-            aside = None
+        os.rename(self.data_dir, aside)
         os.mkdir(self.data_dir, 0o700)
         self.chown(self.data_dir)
         return aside

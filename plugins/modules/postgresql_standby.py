@@ -331,7 +331,7 @@ def plan(node, primary, options):
         steps.append("pg_rewind from the primary" + (" (pg_basebackup if it fails)"
                                                      if fallback else ""))
     if method == "basebackup":
-        steps.append("move the data directory aside to DATA_DIR.failsafe-TIMESTAMP")
+        steps.append("move the data directory aside to DATA_DIR.failsafe-TIMESTAMP (unless empty)")
         steps.append("pg_basebackup from the primary")
     if options["slot_name"]:
         steps.append("create replication slot %s on the primary if missing"
@@ -440,7 +440,7 @@ class Rejoin:
                                  % (self.address, self.primary_address, decision["method"],
                                     decision["why"]))
                 return
-            method, why = self.synchronise(pconn, node, primary, decision["method"])
+            method, why = self.synchronise(pconn, node, primary, decision)
             self.configure_and_start(pconn)
         result["msg"] = ("%s streams from %s (%s, because %s)."
                          % (self.address, self.primary_address, method, why))
@@ -462,7 +462,7 @@ class Rejoin:
         return self.conninfo(self.primary["user"], None, dbname=self.primary["db"],
                              application_name=APPLICATION_NAME)
 
-    def synchronise(self, pconn, node, primary, method):
+    def synchronise(self, pconn, node, primary, decision):
         """Stop the node and bring its data in line with the primary; returns (method, why)."""
         report, instance = self.report, self.instance
         if instance.running():
@@ -471,11 +471,13 @@ class Rejoin:
         report.mark("stopped")
         report.leaves("The node %s is stopped, its data directory unchanged: run the task "
                       "again, or start it as it was." % self.address)
-        with doing("CHECKPOINT on the primary", self.primary):
-            pconn.execute("CHECKPOINT")
-        report.done("CHECKPOINT on the primary")
-        why = "it belongs to another cluster or holds no cluster"
+        method, why = decision["method"], decision["why"]
         if method != "basebackup":
+            # pg_rewind reads the primary's timeline from its last checkpoint (pg_basebackup
+            # checkpoints by itself).
+            with doing("CHECKPOINT on the primary", self.primary):
+                pconn.execute("CHECKPOINT")
+            report.done("CHECKPOINT on the primary")
             # Stopped (and recovered), the node can be asked: pg_rewind --dry-run decides.
             if instance.ensure_clean_shutdown():
                 report.done("finished crash recovery in single-user mode")

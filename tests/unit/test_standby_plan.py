@@ -106,7 +106,8 @@ def test_another_cluster_is_cloned_not_rewound():
     result = decide(running(system_identifier="9999", upstream=None, receiver_status=None))
     assert result["method"] == "basebackup"
     assert "another cluster (system identifier 9999, the primary's is 7301)" in result["why"]
-    assert "move the data directory aside to DATA_DIR.failsafe-TIMESTAMP" in result["steps"]
+    assert "move the data directory aside to DATA_DIR.failsafe-TIMESTAMP (unless empty)" \
+        in result["steps"]
     assert not any("pg_rewind" in s for s in result["steps"])
 
 
