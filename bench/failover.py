@@ -56,7 +56,8 @@ def failover_runs(lab, ansible, writer, runs: int, report_dir: Path) -> list[dic
         t_kill = time.monotonic()
         os.kill(pid, signal.SIGKILL)
         run = ansible.playbook(FAILOVER_PLAYBOOK, limit=limit, report_dir=report_dir,
-                               extra={"postgresql_failover_report_dir": report_dir})
+                               extra={"postgresql_failover_report_dir": report_dir,
+                                      "postgresql_failover_max_data_loss_seconds": 60})
         if wait_ack_after(writer, run.ended) is None:
             raise RuntimeError("the writer did not write after the failover playbook")
         last_old, first_new = outage_after(writer, t_kill)

@@ -10,7 +10,8 @@ __metaclass__ = type
 from ansible.errors import AnsibleFilterError
 from ansible.module_utils.common.collections import is_sequence
 
-# Inventory variable -> key of the modules' primary=/standby= options.
+# Inventory variable -> key of the modules' connection options (node=, primary=, standby=,
+# nodes=): exactly the keys of module_utils/_postgres_connection.PEER_SPEC.
 _FIELDS = (
     ("failsafe_pg_host", "host"),
     ("failsafe_pg_port", "port"),
@@ -20,6 +21,7 @@ _FIELDS = (
     ("failsafe_pg_connect_timeout", "connect_timeout"),
     ("failsafe_pg_ssl_mode", "ssl_mode"),
     ("failsafe_pg_ca_cert", "ca_cert"),
+    ("failsafe_pg_log_file", "log_file"),
 )
 
 

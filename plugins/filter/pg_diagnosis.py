@@ -9,7 +9,7 @@ __metaclass__ = type
 
 from ansible.errors import AnsibleFilterError
 
-from ansible_collections.failsafe.datastores.plugins.module_utils._postgres import lsn_to_int
+from ansible_collections.failsafe.datastores.plugins.module_utils._postgres_facts import lsn_to_int
 
 PLAYBOOKS = "playbooks/"
 

@@ -15,73 +15,44 @@ description:
   - For a lost primary. Reads every node of O(nodes), refuses while any of them answers as a
     writable primary (that would be a split brain; use
     M(failsafe.datastores.postgresql_switchover) for a planned move), picks the reachable
-    standby among O(candidates) that has received the most WAL, checks the data-loss estimate
-    against O(max_data_loss_seconds), promotes it and waits until it accepts writes.
+    standby among O(candidates) that has the most WAL (the furthest of its received and
+    replayed positions), checks the data-loss estimate, promotes it and waits until it accepts
+    writes.
   - One module call, so that no Ansible round trip adds to the time without a primary.
-  - "The loss estimate is an upper bound of the window of writes the new primary may miss: the
-    smaller of the seconds since the standby last heard from the primary and the seconds since
-    it last replayed a commit (loose on an idle database)."
-  - When a candidate is already the only writable primary (a repeated run), nothing changes.
+  - Data loss is accepted only when told. Without O(max_data_loss_seconds) (in the
+    C(postgresql_failover) role, C(postgresql_failover_max_data_loss_seconds)) and without
+    O(accept_data_loss=true) it refuses before anything changes.
+  - "The loss estimate is the window of writes the new primary may miss, on the best basis
+    available (C(basis) in RV(data_loss)): while the standby's WAL receiver is still connected,
+    from its last message until now; once the connection is gone, from the standby's own server log
+    (O(nodes[].log_file), read through SQL): when the primary closed the connection (it stopped
+    or crashed then), the window runs from the standby's last contact (its last replayed commit,
+    or C(wal_receiver_timeout) before the end) to that moment, and does not grow while the
+    operator reacts; after a receiver timeout (a network partition) or when nothing is known it
+    runs until now, labelled as such."
+  - When a candidate is already the only writable primary (a repeated run, or a healthy
+    cluster), nothing changes; RV(msg) tells which.
   - Nodes that do not answer are taken as down; a node that answers and refuses the connection
     (wrong password, C(pg_hba.conf), no free slot) or a host name that does not resolve fails
     the task, so that a typo cannot pass for a dead primary.
 author:
   - Failsafe Datastores maintainers (@failsafe-datastores)
 extends_documentation_fragment:
+  - failsafe.datastores.postgresql
+  - failsafe.datastores.postgresql.NODES
   - failsafe.datastores.attributes
 attributes:
   check_mode:
     support: full
     details:
-      - Reads every node and reports which one it would promote and the loss estimate.
+      - Reads every node (read-only queries only) and reports which one it would promote and
+        the loss estimate.
   diff_mode:
     support: full
   idempotent:
     description: A repeated run finds the promoted candidate and changes nothing.
     support: full
 options:
-  nodes:
-    description:
-      - Every node of the cluster, each a connection dict with a C(name).
-    type: list
-    elements: dict
-    required: true
-    suboptions:
-      name:
-        description: Name of the node in reports (the inventory host name).
-        type: str
-        required: true
-      host:
-        description: Host name or address of the server.
-        type: str
-        required: true
-      port:
-        description: TCP port of the server.
-        type: int
-        default: 5432
-      user:
-        description: Role to connect as (a superuser).
-        type: str
-        default: postgres
-      password:
-        description: Password of O(nodes[].user). Never returned or logged.
-        type: str
-      db:
-        description: Database to connect to.
-        type: str
-        default: postgres
-      connect_timeout:
-        description: Seconds to wait for a connection; a node that does not answer in time is down.
-        type: int
-        default: 3
-      ssl_mode:
-        description: libpq C(sslmode).
-        type: str
-        default: prefer
-        choices: [allow, disable, prefer, require, verify-ca, verify-full]
-      ca_cert:
-        description: CA certificate file for O(nodes[].ssl_mode=verify-ca) and O(nodes[].ssl_mode=verify-full).
-        type: path
   candidates:
     description:
       - Names of the nodes that may be promoted (the target region). Empty means every node.
@@ -90,9 +61,15 @@ options:
     default: []
   max_data_loss_seconds:
     description:
-      - Refuse when the loss estimate exceeds this many seconds, or cannot be made. Unset means
-        no limit (the estimate is still reported).
+      - Refuse when the loss estimate exceeds this many seconds, or cannot be made (unless
+        O(accept_data_loss=true)).
+      - Unset, O(accept_data_loss=true) is required to promote at all.
     type: float
+  accept_data_loss:
+    description:
+      - Promote whatever the loss estimate (it is still reported). Must be set explicitly.
+    type: bool
+    default: false
   promote_timeout:
     description: Seconds to wait for the promoted node to leave recovery.
     type: float
@@ -110,12 +87,21 @@ EXAMPLES = r'''
       - name: pg-east-1
         host: 10.10.1.10
         password: "{{ vault_pg_password }}"
+        log_file: /var/log/postgresql/postgresql-15-main.log
       - name: pg-west-1
         host: 10.20.1.10
         password: "{{ vault_pg_password }}"
+        log_file: /var/log/postgresql/postgresql-15-main.log
     candidates: [pg-west-1]
     max_data_loss_seconds: 60
   register: failover
+
+- name: Fail over whatever the loss, with every node as the inventory describes it
+  failsafe.datastores.postgresql_failover:
+    nodes: "{{ groups['postgresql'] | map('extract', hostvars)
+               | map('failsafe.datastores.pg_conn', with_name=true) | list }}"
+    candidates: "{{ groups['us_west'] }}"
+    accept_data_loss: true
 '''
 
 RETURN = r'''
@@ -128,7 +114,7 @@ promoted:
   returned: always
   type: bool
 already_failed_over:
-  description: True when a candidate already was the only writable primary.
+  description: True when a candidate already was the only writable primary (nothing to do).
   returned: always
   type: bool
 old_primaries:
@@ -143,19 +129,34 @@ nodes:
   type: list
   elements: dict
 data_loss:
-  description: Estimate for the promoted node (bytes null, received_lsn, replayed_lsn,
-    seconds_since_last_contact, seconds_since_last_replay, window_seconds_at_most).
+  description:
+    - Estimate for the promoted node. C(bytes) is null (the lost primary cannot be asked).
+    - C(window_seconds_at_most) (null when unknown, never 0 for "not measured"),
+      C(last_contact) (when the standby last had everything), C(connection_lost_at) and
+      C(connection_lost_line) (from its log), C(basis) (V(connected), V(connection closed),
+      V(connection timed out), V(since now), or V(not measured)), C(meaning) (a sentence),
+      C(received_lsn), C(replayed_lsn), C(last_replayed_commit), C(log_file) and C(log_note)
+      (why the log could not be read).
   returned: always
   type: dict
 timeline:
   description: Timeline of the new primary (before promotion, in check mode).
   returned: always
   type: int
+steps:
+  description: The steps taken (or planned, in check mode).
+  returned: always
+  type: list
+  elements: str
 timings:
   description: Seconds spent reading the nodes (checks), promoting, until writable, on the
     checkpoint, and in total.
   returned: always
   type: dict
+msg:
+  description: What happened, in a sentence (also on success).
+  returned: always
+  type: str
 diff:
   description: The writable primary before and after.
   returned: when diff mode is on
@@ -164,39 +165,50 @@ diff:
 
 from ansible.module_utils.basic import AnsibleModule
 
-from ansible_collections.failsafe.datastores.plugins.module_utils._postgres import (
+from ansible_collections.failsafe.datastores.plugins.module_utils._postgres_actions import (
+    promote_standby,
+    promotion_plan,
+)
+from ansible_collections.failsafe.datastores.plugins.module_utils._postgres_connection import (
     PEER_SPEC,
     PostgresError,
-    Timer,
+    doing,
     ensure_driver,
-    loss_estimate,
-    lsn_to_int,
-    promote_until_writable,
-    replication_facts,
-    timeline,
+    explain_error,
     try_connect,
 )
+from ansible_collections.failsafe.datastores.plugins.module_utils._postgres_facts import (
+    estimate_loss,
+    furthest_lsn,
+    lsn_to_int,
+    replication_facts,
+)
+from ansible_collections.failsafe.datastores.plugins.module_utils._report import Report
 
+APPLICATION_NAME = "failsafe.failover"
 
 # Reported timings: (name, from mark, to mark); None is the start of the module.
-STEPS = (
+TIMED_STEPS = (
     ("checks", None, "checked"),
     ("promote", "checked", "promoted"),
     ("writable", "promoted", "writable"),
     ("checkpoint", "writable", "checkpoint"),
 )
 
+NOT_MEASURED = dict(bytes=None, window_seconds_at_most=None, basis="not measured")
+
 
 def survey(nodes):
     """Open every node that answers; returns ({name: conn}, [summary per node], {name: facts})."""
     conns, summary, facts = {}, [], {}
     for node in nodes:
-        conn, reason = try_connect(node, application_name="failsafe.failover")
+        conn, reason = try_connect(node, APPLICATION_NAME)
         entry = dict(name=node["name"], reachable=conn is not None, role=None, read_only=None,
                      received_lsn=None, replayed_lsn=None, unreachable_reason=reason)
         if conn is not None:
             conns[node["name"]] = conn
-            facts[node["name"]] = node_facts = replication_facts(conn)
+            with doing("reading the replication state of %s" % node["name"], node):
+                facts[node["name"]] = node_facts = replication_facts(conn)
             entry.update(role=node_facts["role"], read_only=node_facts["read_only"],
                          received_lsn=node_facts["received_lsn"],
                          replayed_lsn=node_facts["replayed_lsn"])
@@ -204,19 +216,30 @@ def survey(nodes):
     return conns, summary, facts
 
 
+def wal_position(entry):
+    """How much WAL a standby has: the furthest of its received and replayed positions."""
+    return lsn_to_int(furthest_lsn(entry["received_lsn"], entry["replayed_lsn"]) or "0/0")
+
+
 def choose(params, summary, facts):
-    """The verdict before anything changes: ('done', name) or ('promote', name)."""
+    """The verdict before anything changes: ('done', name, why) or ('promote', name, None)."""
     candidates = set(params["candidates"] or [n["name"] for n in params["nodes"]])
     writable = [n["name"] for n in summary
                 if n["reachable"] and n["role"] == "primary" and not n["read_only"]]
-    if len(writable) == 1 and writable[0] in candidates:
-        return "done", writable[0]
+    if len(writable) > 1:
+        raise PostgresError(
+            "split brain now: %s are %s writable primaries. Nothing was changed. Fence all but "
+            "one (postgresql_read_only read_only=true) and rejoin them as standbys "
+            "(postgresql_standby); what each accepted alone must be reconciled by hand"
+            % (" and ".join(writable), "both" if len(writable) == 2 else "all"))
+    if writable and writable[0] in candidates:
+        return "done", writable[0], healthy_or_failed_over(writable[0], summary)
     if writable:
         raise PostgresError(
             "%s answers as a writable primary: an emergency failover now would give two "
             "writable primaries. Nothing was changed. For a planned move use "
             "postgresql_switchover; if that primary must go, fence it (postgresql_read_only) or "
-            "stop it first" % ", ".join(writable))
+            "stop it first" % writable[0])
     standbys = [n for n in summary if n["reachable"] and n["role"] == "standby"
                 and n["name"] in candidates]
     if not standbys:
@@ -227,21 +250,87 @@ def choose(params, summary, facts):
     if len(sysids) > 1:
         raise PostgresError("the nodes belong to different clusters (system identifiers %s): "
                             "check the nodes option. Nothing was changed" % sorted(sysids))
-    best = max(standbys, key=lambda n: lsn_to_int(n["received_lsn"] or n["replayed_lsn"]
-                                                  or "0/0"))
-    return "promote", best["name"]
+    return "promote", max(standbys, key=wal_position)["name"], None
+
+
+def healthy_or_failed_over(primary, summary):
+    """Why nothing needs doing when a candidate already is the only writable primary."""
+    others = [n for n in summary if n["name"] != primary]
+    down = [n["name"] for n in others if not n["reachable"]]
+    fenced = [n["name"] for n in others if n["reachable"] and n["role"] == "primary"]
+    found = []
+    if down:
+        found.append("unreachable: %s" % ", ".join(down))
+    if fenced:
+        found.append("fenced primaries: %s" % ", ".join(fenced))
+    if found:
+        return ("Already failed over: %s is the only writable primary (%s). Nothing needs "
+                "failing over." % (primary, "; ".join(found)))
+    return ("%s is the writable primary and every other node is a standby: nothing needs "
+            "failing over." % primary)
 
 
 def check_loss(params, name, loss):
+    """Refuse unless the loss is accepted: explicitly, or within the budget."""
     limit = params["max_data_loss_seconds"]
-    if limit is None:
+    if params["accept_data_loss"]:
         return
     window = loss["window_seconds_at_most"]
+    estimate = "%s may miss up to %s seconds of writes (%s)" % (
+        name, "an unknown number of" if window is None else window, loss["basis"])
+    if limit is None:
+        raise PostgresError(
+            "no data-loss budget was given, and an emergency failover may lose writes: %s. "
+            "Nothing was changed. Set max_data_loss_seconds=SECONDS (playbook: -e "
+            "postgresql_failover_max_data_loss_seconds=SECONDS) to promote when at most that "
+            "much may be lost, or accept_data_loss=true (playbook: -e "
+            "postgresql_failover_accept_data_loss=true) to promote whatever the loss"
+            % estimate)
     if window is None or window > limit:
         raise PostgresError(
-            "%s may miss up to %s seconds of writes, more than max_data_loss_seconds=%s. "
-            "Nothing was changed. Raise the limit to accept that loss, or recover the primary"
-            % (name, "an unknown number of" if window is None else window, limit))
+            "%s, more than max_data_loss_seconds=%s. Nothing was changed. %s Raise the limit "
+            "(or set accept_data_loss=true) to accept that loss, or recover the primary"
+            % (estimate, limit, loss["meaning"]))
+
+
+def fail_over(module, report, result):
+    params = module.params
+    conns = {}
+    try:
+        conns, summary, facts = survey(params["nodes"])
+        result["nodes"] = summary
+        verdict, target, why = choose(params, summary, facts)
+        result["target"] = target
+        result["timeline"] = facts[target]["timeline"]
+        result["old_primaries"] = [n["name"] for n in summary if n["name"] != target and (
+            not n["reachable"] or n["role"] == "primary")]
+        node = dict((n["name"], n) for n in params["nodes"])[target]
+        if verdict == "done":
+            report.mark("checked")
+            result.update(already_failed_over=True, msg=why,
+                          data_loss=dict(NOT_MEASURED, meaning=(
+                              "Nothing was promoted by this run; what an earlier failover "
+                              "lost is not known here.")))
+            report.changes(dict(writable_primary=target), dict(writable_primary=target))
+            return
+        with doing("estimating the data loss of %s" % target, node):
+            result["data_loss"] = loss = estimate_loss(conns[target], facts[target],
+                                                       node.get("log_file"))
+        report.mark("checked")
+        check_loss(params, target, loss)
+        result.update(changed=True, promoted=True)
+        report.changes(dict(writable_primary=None), dict(writable_primary=target))
+        if module.check_mode:
+            report.plan(promotion_plan(target, params["checkpoint"]))
+            result["msg"] = "Check mode: would promote %s. %s" % (target, loss["meaning"])
+            return
+        dummy, result["timeline"] = promote_standby(
+            conns[target], node, report, params["promote_timeout"], params["checkpoint"],
+            APPLICATION_NAME)
+        result["msg"] = "Promoted %s. %s" % (target, loss["meaning"])
+    finally:
+        for conn in conns.values():
+            conn.close()
 
 
 def main():
@@ -252,6 +341,7 @@ def main():
             nodes=dict(type="list", elements="dict", required=True, options=node_spec),
             candidates=dict(type="list", elements="str", default=[]),
             max_data_loss_seconds=dict(type="float"),
+            accept_data_loss=dict(type="bool", default=False),
             promote_timeout=dict(type="float", default=60),
             checkpoint=dict(type="bool", default=True),
         ),
@@ -263,48 +353,10 @@ def main():
     unknown = sorted(set(params["candidates"]) - set(names))
     if unknown:
         module.fail_json(msg="candidates %s are not among the nodes %s" % (unknown, names))
-    timer = Timer()
+    report = Report(module, TIMED_STEPS)
     result = dict(changed=False, promoted=False, already_failed_over=False, target=None,
-                  old_primaries=[], nodes=[], data_loss={}, timeline=None)
-    conns = {}
-    try:
-        conns, summary, facts = survey(params["nodes"])
-        result["nodes"] = summary
-        verdict, target = choose(params, summary, facts)
-        result["target"] = target
-        result["timeline"] = facts[target]["timeline"]
-        result["old_primaries"] = [n["name"] for n in summary if n["name"] != target and (
-            not n["reachable"] or n["role"] == "primary")]
-        timer.mark("checked")
-        if verdict == "done":
-            result.update(already_failed_over=True, data_loss=dict(bytes=0))
-            finish(module, result, timer)
-        loss = loss_estimate(facts[target])
-        result["data_loss"] = loss
-        check_loss(params, target, loss)
-        result.update(changed=True, promoted=True)
-        if module.check_mode:
-            finish(module, result, timer)
-        conn = conns[target]
-        promote_until_writable(conn, timer, params["promote_timeout"], params["checkpoint"])
-        result["timeline"] = timeline(conn, False)
-    except PostgresError as exc:
-        result["timings"] = timer.report(STEPS)
-        module.fail_json(msg=str(exc), **result)
-    finally:
-        for conn in conns.values():
-            conn.close()
-    finish(module, result, timer)
-
-
-def finish(module, result, timer):
-    result["timings"] = timer.report(STEPS)
-    if module._diff:
-        before = result["target"] if result["already_failed_over"] else None
-        after = result["target"] if (result["promoted"] or before) else None
-        result["diff"] = dict(before=dict(writable_primary=before),
-                              after=dict(writable_primary=after))
-    module.exit_json(**result)
+                  old_primaries=[], nodes=[], data_loss=dict(NOT_MEASURED), timeline=None)
+    report.run(lambda: fail_over(module, report, result), result, explain_error)
 
 
 if __name__ == "__main__":

@@ -12,7 +12,7 @@ module: postgresql_promote
 short_description: Promote a PostgreSQL standby, refusing when that would lose data or split the brain
 version_added: 0.1.0
 description:
-  - Promotes the standby given by the C(login_*) options and waits until it accepts writes
+  - Promotes the standby given by O(node) and waits until it accepts writes
     (C(pg_promote(wait => false)) then polling every 2 ms, which is faster than the 100 ms
     steps of C(pg_promote(wait => true))).
   - Split-brain guard. With O(require_fenced_primary=true) the old primary (O(primary)) must be
@@ -21,7 +21,8 @@ description:
     O(catchup_timeout) seconds to replay the primary's flushed WAL; if it is then still more
     than O(max_lag_bytes) behind, the promotion is refused. When the old primary cannot be
     reached the loss cannot be measured, so O(accept_data_loss=true) is required, and the
-    module reports an estimate (seconds since the standby last heard from the primary).
+    module reports an estimate of the window of writes that may be missing (see RV(data_loss);
+    give O(node.log_file) so that it can tell when the standby lost the primary).
   - A promoted node that inherited a read-only fence (C(default_transaction_read_only)) gets
     it reset, so that the new primary really accepts writes. A C(CHECKPOINT) follows, so that
     C(pg_rewind) of the old primary works right away.
@@ -31,6 +32,7 @@ author:
   - Failsafe Datastores maintainers (@failsafe-datastores)
 extends_documentation_fragment:
   - failsafe.datastores.postgresql
+  - failsafe.datastores.postgresql.NODE
   - failsafe.datastores.postgresql.PRIMARY
   - failsafe.datastores.attributes
 attributes:
@@ -80,20 +82,17 @@ options:
 EXAMPLES = r'''
 - name: Promote the us-west standby (planned; the old primary was fenced before)
   failsafe.datastores.postgresql_promote:
-    login_host: pg-west.example.com
-    login_password: "{{ vault_pg_password }}"
+    node:
+      host: pg-west.example.com
+      password: "{{ vault_pg_password }}"
     primary:
       host: pg-east.example.com
       password: "{{ vault_pg_password }}"
 
 - name: Emergency promotion, primary region is down
   failsafe.datastores.postgresql_promote:
-    login_host: pg-west.example.com
-    login_password: "{{ vault_pg_password }}"
-    primary:
-      host: pg-east.example.com
-      password: "{{ vault_pg_password }}"
-      connect_timeout: 3
+    node: "{{ hostvars['pg-west'] | failsafe.datastores.pg_conn }}"
+    primary: "{{ hostvars['pg-east'] | failsafe.datastores.pg_conn }}"
     accept_data_loss: true
   register: promotion
 
@@ -130,12 +129,13 @@ old_primary:
   returned: always
   type: dict
 data_loss:
-  description: Loss estimate. C(bytes) when the primary was reachable; otherwise
-    C(bytes=null), C(received_lsn), C(replayed_lsn), C(seconds_since_last_contact) (time since
-    the standby last heard from the primary), C(seconds_since_last_replay) and
-    C(window_seconds_at_most) (the smaller of the two, an upper bound of the lost window).
-    C(already_primary=true) and C(bytes=null) when the server was a primary already (what an
-    earlier promotion lost is not known here).
+  description:
+    - Loss estimate. C(bytes) when the primary was reachable (measured against its flushed WAL).
+    - Otherwise C(bytes=null) and the window of writes that may be missing, as
+      M(failsafe.datastores.postgresql_failover) reports it - C(window_seconds_at_most),
+      C(last_contact), C(connection_lost_at), C(basis), C(meaning) (a sentence), the LSNs.
+    - C(already_primary=true) and C(bytes=null) when the server was a primary already (what an
+      earlier promotion lost is not known here).
   returned: always
   type: dict
 unfenced:
@@ -146,6 +146,11 @@ timings:
   description: Seconds spent in each step (catchup, promote, writable, checkpoint, total).
   returned: always
   type: dict
+steps:
+  description: The steps taken (or planned, in check mode).
+  returned: always
+  type: list
+  elements: str
 diff:
   description: Role before and after.
   returned: when diff mode is on
@@ -154,28 +159,33 @@ diff:
 
 from ansible.module_utils.basic import AnsibleModule
 
-from ansible_collections.failsafe.datastores.plugins.module_utils._postgres import (
+from ansible_collections.failsafe.datastores.plugins.module_utils._postgres_actions import (
+    promote_standby,
+    promotion_plan,
+    wait_replayed,
+)
+from ansible_collections.failsafe.datastores.plugins.module_utils._postgres_connection import (
     PostgresError,
-    Timer,
     connect,
+    describe,
+    doing,
     ensure_driver,
-    login_argument_spec,
-    login_params,
+    explain_error,
     peer_option,
+)
+from ansible_collections.failsafe.datastores.plugins.module_utils._postgres_facts import (
+    estimate_loss,
+    lsn_diff,
     probe_old_primary,
-    loss_estimate,
-    promote_until_writable,
     replication_facts,
     scalar,
-    split_brain_message,
-    timeline,
-    wait_replayed,
-    lsn_diff,
 )
+from ansible_collections.failsafe.datastores.plugins.module_utils._report import Report
 
+APPLICATION_NAME = "failsafe.promote"
 
 # Reported timings: (name, from mark, to mark); None is the start of the module.
-STEPS = (
+TIMED_STEPS = (
     ("catchup", None, "caught_up"),
     ("promote", "caught_up", "promoted"),
     ("writable", "promoted", "writable"),
@@ -183,8 +193,24 @@ STEPS = (
 )
 
 
-def decide(params, facts, old, check_mode):
-    """The refusals, before anything changes. Returns (lag_bytes, data_loss)."""
+def split_brain_message(old, already=False):
+    if already:
+        return ("split brain: this server is already a primary and the old primary at %s is "
+                "also a writable primary. Fence one of them now (postgresql_read_only) and "
+                "rejoin it as a standby (postgresql_standby)" % old["address"])
+    return ("the old primary at %s is reachable and still writable: promoting now would give "
+            "two writable primaries (split brain). Nothing was changed. Fence it first "
+            "(postgresql_read_only read_only=true), use postgresql_switchover for a planned "
+            "switch, or, if it is fenced by other means, set require_fenced_primary=false"
+            % old["address"])
+
+
+def decide(params, facts, old, estimate=None):
+    """The refusals, before anything changes. Returns (lag_bytes, data_loss).
+
+    `estimate` is the loss window (estimate_loss) used when the old primary cannot measure
+    the loss.
+    """
     if params["require_fenced_primary"]:
         if params["primary"] is None:
             raise PostgresError(
@@ -205,7 +231,6 @@ def decide(params, facts, old, check_mode):
                 % (facts["replayed_lsn"], old["flush_lsn"], lag, params["max_lag_bytes"],
                    " (replay is paused)" if facts["replay_paused"] else ""))
         return lag, loss
-    loss = loss_estimate(facts, primary_reachable=bool(old["reachable"]))
     if not params["accept_data_loss"]:
         if params["primary"] is None:
             why = "no primary connection was given"
@@ -217,77 +242,84 @@ def decide(params, facts, old, check_mode):
             "%s, so the data loss of this promotion cannot be measured. Nothing was changed. "
             "If this is an emergency failover, set accept_data_loss=true (the estimate is "
             "reported); otherwise restore the primary's reachability first" % why)
-    return None, loss
+    return None, estimate
+
+
+def promote(module, report, result):
+    params = module.params
+    peer = params["node"]
+    with connect(peer, APPLICATION_NAME) as conn:
+        with doing("reading the replication state", peer):
+            facts = replication_facts(conn)
+        with doing("reading the old primary", params["primary"] or peer):
+            old = probe_old_primary(params["primary"], APPLICATION_NAME)
+        result["old_primary"] = old
+        if facts["role"] == "primary":
+            # Already promoted: still refuse to report success beside a live twin.
+            if params["require_fenced_primary"] and old["reachable"] \
+                    and old["role"] == "primary" and not old["read_only"] \
+                    and old.get("system_identifier") == facts["system_identifier"]:
+                raise PostgresError(split_brain_message(old, already=True))
+            # What an earlier promotion lost is not known here: say so, not "0".
+            result.update(role="primary", timeline=facts["timeline"],
+                          data_loss=dict(bytes=None, primary_reachable=old["reachable"],
+                                         already_primary=True))
+            report.changes(dict(role="primary"), dict(role="primary"))
+            return
+        if old["reachable"] and old.get("system_identifier") not in (
+                None, facts["system_identifier"]):
+            raise PostgresError(
+                "the primary at %s belongs to another cluster (system identifier %s, the "
+                "standby has %s): check the primary option" % (
+                    old["address"], old["system_identifier"], facts["system_identifier"]))
+        primary_measures = old["reachable"] and old["role"] == "primary"
+        estimate = None
+        if primary_measures:
+            # Give a fenced (or idle) primary's last WAL a chance to arrive.
+            with doing("waiting for the standby to replay %s" % old["flush_lsn"], peer):
+                dummy, facts["replayed_lsn"] = wait_replayed(conn, old["flush_lsn"],
+                                                             params["catchup_timeout"])
+        else:
+            with doing("estimating the data loss", peer):
+                estimate = estimate_loss(conn, facts, peer.get("log_file"),
+                                         primary_reachable=bool(old["reachable"]))
+        report.mark("caught_up")
+        lag, loss = decide(params, facts, old, estimate)
+        result.update(lag_bytes=lag, data_loss=loss, timeline=facts["timeline"], promoted=True,
+                      changed=True)
+        report.changes(dict(role="standby"), dict(role="primary"))
+        if module.check_mode:
+            report.plan(promotion_plan(describe(peer), params["checkpoint"]))
+            result["role"] = "primary"
+            return
+        with doing("reading the replayed WAL position", peer):
+            result["promoted_at_lsn"] = scalar(conn, "SELECT pg_last_wal_replay_lsn()::text")
+        result["unfenced"], result["timeline"] = promote_standby(
+            conn, peer, report, params["wait_timeout"], params["checkpoint"], APPLICATION_NAME)
+        result["role"] = "primary"
 
 
 def main():
-    argument_spec = login_argument_spec()
-    argument_spec.update(
-        primary=peer_option(),
-        max_lag_bytes=dict(type="int", default=0),
-        accept_data_loss=dict(type="bool", default=False),
-        require_fenced_primary=dict(type="bool", default=True),
-        catchup_timeout=dict(type="float", default=10),
-        wait_timeout=dict(type="float", default=60),
-        checkpoint=dict(type="bool", default=True),
+    module = AnsibleModule(
+        argument_spec=dict(
+            node=peer_option(required=True),
+            primary=peer_option(),
+            max_lag_bytes=dict(type="int", default=0),
+            accept_data_loss=dict(type="bool", default=False),
+            require_fenced_primary=dict(type="bool", default=True),
+            catchup_timeout=dict(type="float", default=10),
+            wait_timeout=dict(type="float", default=60),
+            checkpoint=dict(type="bool", default=True),
+        ),
+        supports_check_mode=True,
     )
-    module = AnsibleModule(argument_spec=argument_spec, supports_check_mode=True)
     ensure_driver(module)
     params = module.params
     if params["max_lag_bytes"] < 0:
         module.fail_json(msg="max_lag_bytes must be 0 or more, got %d" % params["max_lag_bytes"])
-    timer = Timer()
+    report = Report(module, TIMED_STEPS)
     result = dict(changed=False, promoted=False, unfenced=False, lag_bytes=None, data_loss={})
-    try:
-        conn = connect(login_params(params))
-        with conn:
-            facts = replication_facts(conn)
-            old = probe_old_primary(params["primary"])
-            result["old_primary"] = old
-            if facts["role"] == "primary":
-                # Already promoted: still refuse to report success beside a live twin.
-                if params["require_fenced_primary"] and old["reachable"] \
-                        and old["role"] == "primary" and not old["read_only"] \
-                        and old.get("system_identifier") == facts["system_identifier"]:
-                    raise PostgresError(split_brain_message(old, already=True))
-                # What an earlier promotion lost is not known here: say so, not "0".
-                result.update(role="primary", timeline=facts["timeline"],
-                              data_loss=dict(bytes=None, primary_reachable=old["reachable"],
-                                             already_primary=True))
-                finish(module, result, timer, "primary")
-            if old["reachable"] and old.get("system_identifier") not in (
-                    None, facts["system_identifier"]):
-                raise PostgresError(
-                    "the primary at %s belongs to another cluster (system identifier %s, the "
-                    "standby has %s): check the primary option" % (
-                        old["address"], old["system_identifier"], facts["system_identifier"]))
-            # Give a fenced (or idle) primary's last WAL a chance to arrive.
-            if old["reachable"] and old["role"] == "primary":
-                dummy, replayed = wait_replayed(conn, old["flush_lsn"], params["catchup_timeout"])
-                facts["replayed_lsn"] = replayed
-            timer.mark("caught_up")
-            lag, loss = decide(params, facts, old, module.check_mode)
-            result.update(lag_bytes=lag, data_loss=loss, timeline=facts["timeline"])
-            result["promoted"] = True
-            result["changed"] = True
-            if module.check_mode:
-                result["role"] = "primary"
-                finish(module, result, timer, "standby")
-            result["promoted_at_lsn"] = scalar(conn, "SELECT pg_last_wal_replay_lsn()::text")
-            result["unfenced"] = promote_until_writable(conn, timer, params["wait_timeout"],
-                                                        params["checkpoint"])
-            result["timeline"] = timeline(conn, False)
-            result["role"] = "primary"
-    except PostgresError as exc:
-        module.fail_json(msg=str(exc), **result)
-    finish(module, result, timer, "standby")
-
-
-def finish(module, result, timer, role_before):
-    result["timings"] = timer.report(STEPS)
-    if module._diff:
-        result["diff"] = dict(before=dict(role=role_before), after=dict(role=result["role"]))
-    module.exit_json(**result)
+    report.run(lambda: promote(module, report, result), result, explain_error)
 
 
 if __name__ == "__main__":

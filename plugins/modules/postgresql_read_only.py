@@ -25,12 +25,14 @@ author:
   - Failsafe Datastores maintainers (@failsafe-datastores)
 extends_documentation_fragment:
   - failsafe.datastores.postgresql
+  - failsafe.datastores.postgresql.NODE
   - failsafe.datastores.attributes
 attributes:
   check_mode:
     support: full
     details:
-      - Reports the statements it would run and the sessions it would terminate.
+      - Reports the statements it would run and the sessions it would terminate; runs only
+        read-only queries.
   diff_mode:
     support: full
   idempotent:
@@ -63,8 +65,9 @@ options:
 EXAMPLES = r'''
 - name: Fence the old primary before promoting the standby
   failsafe.datastores.postgresql_read_only:
-    login_host: pg-east.example.com
-    login_password: "{{ vault_pg_password }}"
+    node:
+      host: pg-east.example.com
+      password: "{{ vault_pg_password }}"
     read_only: true
   register: fence
 
@@ -74,8 +77,7 @@ EXAMPLES = r'''
 
 - name: Lift the fence after an aborted switchover
   failsafe.datastores.postgresql_read_only:
-    login_host: pg-east.example.com
-    login_password: "{{ vault_pg_password }}"
+    node: "{{ hostvars['pg-east'] | failsafe.datastores.pg_conn }}"
     read_only: false
 '''
 
@@ -100,93 +102,137 @@ terminated:
   type: list
   elements: dict
 elapsed_seconds:
-  description: Time the change took.
+  description: Time the module took (the same as C(timings.total)).
   returned: always
   type: float
+steps:
+  description: The steps taken (or planned, in check mode).
+  returned: always
+  type: list
+  elements: str
+timings:
+  description: Seconds to change the setting until in force (C(change)), to terminate the
+    sessions (C(terminate)), and in total.
+  returned: always
+  type: dict
 diff:
   description: Setting before and after.
   returned: when diff mode is on
   type: dict
 '''
 
-import time
-
 from ansible.module_utils.basic import AnsibleModule
 
-from ansible_collections.failsafe.datastores.plugins.module_utils._postgres import (
-    PostgresError,
-    connect,
-    ensure_driver,
-    in_recovery,
-    login_argument_spec,
-    login_params,
-    read_only_setting,
+from ansible_collections.failsafe.datastores.plugins.module_utils._postgres_actions import (
+    FENCE,
+    RELOAD,
+    TERMINATE,
+    UNFENCE,
+    server_state,
     set_read_only,
     stale_sessions,
     terminate_sessions,
 )
+from ansible_collections.failsafe.datastores.plugins.module_utils._postgres_connection import (
+    connect,
+    describe,
+    doing,
+    ensure_driver,
+    explain_error,
+    peer_option,
+)
+from ansible_collections.failsafe.datastores.plugins.module_utils._postgres_facts import (
+    in_recovery,
+    read_only_setting,
+)
+from ansible_collections.failsafe.datastores.plugins.module_utils._report import Report
+
+APPLICATION_NAME = "failsafe.read_only"
+
+# Reported timings: (name, from mark, to mark); None is the start of the module.
+TIMED_STEPS = (
+    ("change", None, "changed"),
+    ("terminate", "changed", "terminated"),
+)
+
+
+def terminate_statement(sessions):
+    return "%s -- %d session(s)" % (TERMINATE % "ARRAY[pids]", len(sessions))
+
+
+def setting(value):
+    return dict(default_transaction_read_only=value)
+
+
+def fence(module, report, result):
+    params = module.params
+    peer, wanted = params["node"], params["read_only"]
+    address = describe(peer)
+    with connect(peer, APPLICATION_NAME) as conn:
+        with doing("reading the fence", peer):
+            recovering = in_recovery(conn)
+            before = read_only_setting(conn)
+            terminate = wanted and params["terminate_sessions"] and not recovering
+            # Before the reload (check mode, or a change still to come) every current session
+            # is one to end; after it, those older than the reload.
+            to_terminate = (stale_sessions(conn, params["exclude_users"],
+                                           include_all=before != wanted) if terminate else [])
+        statement = FENCE if wanted else UNFENCE
+        statements = [statement, RELOAD] if before != wanted else []
+        result.update(in_recovery=recovering, read_only=before, statements=statements,
+                      terminated=[])
+        if module.check_mode:
+            if to_terminate:
+                statements.append(terminate_statement(to_terminate))
+            result.update(changed=before != wanted or bool(to_terminate), read_only=wanted,
+                          terminated=to_terminate)
+            report.plan(statements)
+            report.changes(setting(before), setting(wanted))
+            result["elapsed_seconds"] = report.timer.since_start()
+            return
+
+        if before != wanted:
+            try:
+                with doing("fencing" if wanted else "lifting the fence", peer):
+                    set_read_only(conn, wanted, params["reload_timeout"])
+            except Exception:
+                report.leaves("Now: %s." % server_state(peer, APPLICATION_NAME)[1])
+                raise
+            report.done("%s; %s on %s" % (statement, RELOAD, address))
+            report.leaves("%s on %s is in force." % (statement, address))
+        report.mark("changed")
+        terminated = []
+        if terminate:
+            with doing("terminating the client sessions opened before the fence", peer):
+                terminated = terminate_sessions(conn, stale_sessions(conn, params["exclude_users"]))
+            if terminated:
+                statements.append(terminate_statement(terminated))
+                report.done("terminated %d client session(s) opened before the fence"
+                            % len(terminated))
+        report.mark("terminated")
+        with doing("reading the fence", peer):
+            after = read_only_setting(conn)
+    result.update(changed=(before != after) or bool(terminated), read_only=after,
+                  terminated=terminated)
+    report.changes(setting(before), setting(after))
+    result["elapsed_seconds"] = report.timer.since_start()
 
 
 def main():
-    argument_spec = login_argument_spec()
-    argument_spec.update(
-        read_only=dict(type="bool", required=True),
-        terminate_sessions=dict(type="bool", default=True),
-        exclude_users=dict(type="list", elements="str", default=[]),
-        reload_timeout=dict(type="float", default=10),
+    module = AnsibleModule(
+        argument_spec=dict(
+            node=peer_option(required=True),
+            read_only=dict(type="bool", required=True),
+            terminate_sessions=dict(type="bool", default=True),
+            exclude_users=dict(type="list", elements="str", default=[]),
+            reload_timeout=dict(type="float", default=10),
+        ),
+        supports_check_mode=True,
     )
-    module = AnsibleModule(argument_spec=argument_spec, supports_check_mode=True)
     ensure_driver(module)
-    params = module.params
-    wanted = params["read_only"]
-    started = time.monotonic()
-    try:
-        with connect(login_params(params)) as conn:
-            recovering = in_recovery(conn)
-            before = read_only_setting(conn)
-            statements = []
-            if before != wanted:
-                statements.append(
-                    "ALTER SYSTEM SET default_transaction_read_only = on" if wanted
-                    else "ALTER SYSTEM RESET default_transaction_read_only")
-                statements.append("SELECT pg_reload_conf()")
-            to_terminate = []
-            if wanted and params["terminate_sessions"] and not recovering:
-                # After the reload, sessions older than it are the ones to end; before it
-                # (check mode, or a setting change still to come), all current sessions are.
-                to_terminate = stale_sessions(conn, params["exclude_users"],
-                                              include_all=before != wanted)
-            terminated = []
-            if not module.check_mode:
-                if before != wanted:
-                    set_read_only(conn, wanted, params["reload_timeout"])
-                if wanted and params["terminate_sessions"] and not recovering:
-                    to_terminate = stale_sessions(conn, params["exclude_users"])
-                    terminated = terminate_sessions(conn, to_terminate)
-                after = read_only_setting(conn)
-            else:
-                terminated = to_terminate
-                after = wanted
-            if terminated:
-                statements.append("SELECT pg_terminate_backend(pid, 5000) -- %d session(s)"
-                                  % len(terminated))
-    except PostgresError as exc:
-        module.fail_json(msg=str(exc))
-
-    result = dict(
-        changed=(before != after) or bool(terminated),
-        read_only=after,
-        in_recovery=recovering,
-        statements=statements,
-        terminated=terminated,
-        elapsed_seconds=round(time.monotonic() - started, 6),
-    )
-    if module._diff:
-        result["diff"] = dict(
-            before=dict(default_transaction_read_only=before),
-            after=dict(default_transaction_read_only=after),
-        )
-    module.exit_json(**result)
+    report = Report(module, TIMED_STEPS)
+    result = dict(changed=False)
+    report.run(lambda: fence(module, report, result), result, explain_error)
 
 
 if __name__ == "__main__":

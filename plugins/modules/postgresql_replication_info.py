@@ -23,6 +23,7 @@ author:
   - Failsafe Datastores maintainers (@failsafe-datastores)
 extends_documentation_fragment:
   - failsafe.datastores.postgresql
+  - failsafe.datastores.postgresql.NODE
   - failsafe.datastores.attributes
   - failsafe.datastores.attributes.INFO_MODULE
 options:
@@ -38,9 +39,10 @@ options:
 EXAMPLES = r'''
 - name: Read replication state of the standby
   failsafe.datastores.postgresql_replication_info:
-    login_host: 10.0.2.10
-    login_user: postgres
-    login_password: "{{ vault_pg_password }}"
+    node:
+      host: 10.0.2.10
+      user: postgres
+      password: "{{ vault_pg_password }}"
   register: standby_facts
 
 - name: Refuse a switchover when the standby replays more than 16 MiB behind
@@ -49,13 +51,29 @@ EXAMPLES = r'''
 
 - name: Probe a primary that may be down
   failsafe.datastores.postgresql_replication_info:
-    login_host: 10.0.1.10
-    login_password: "{{ vault_pg_password }}"
+    node:
+      host: 10.0.1.10
+      password: "{{ vault_pg_password }}"
     fail_on_unreachable: false
   register: primary_facts
+
+- name: Read every node as the inventory describes it
+  failsafe.datastores.postgresql_replication_info:
+    node: "{{ hostvars[item] | failsafe.datastores.pg_conn }}"
+    fail_on_unreachable: false
+  loop: "{{ groups['postgresql'] }}"
 '''
 
 RETURN = r'''
+steps:
+  description: Always empty (this module never changes anything).
+  returned: always
+  type: list
+  elements: str
+timings:
+  description: Seconds the module took (C(total)).
+  returned: always
+  type: dict
 reachable:
   description: Whether the server answered.
   returned: always
@@ -152,35 +170,50 @@ slots:
 
 from ansible.module_utils.basic import AnsibleModule
 
-from ansible_collections.failsafe.datastores.plugins.module_utils._postgres import (
-    PostgresError,
-    ensure_driver,
-    login_argument_spec,
-    login_params,
-    replication_facts,
-    try_connect,
+from ansible_collections.failsafe.datastores.plugins.module_utils._postgres_connection import (
     connect,
+    doing,
+    ensure_driver,
+    explain_error,
+    peer_option,
+    try_connect,
 )
+from ansible_collections.failsafe.datastores.plugins.module_utils._postgres_facts import (
+    replication_facts,
+)
+from ansible_collections.failsafe.datastores.plugins.module_utils._report import Report
+
+APPLICATION_NAME = "failsafe.replication_info"
+
+
+def read_facts(module, result):
+    peer = module.params["node"]
+    if module.params["fail_on_unreachable"]:
+        conn = connect(peer, APPLICATION_NAME)
+    else:
+        conn, reason = try_connect(peer, APPLICATION_NAME)
+        if conn is None:
+            result.update(reachable=False, unreachable_reason=reason)
+            return
+    with conn:
+        with doing("reading the replication state", peer):
+            facts = replication_facts(conn)
+    result.update(facts)
+    result["reachable"] = True
 
 
 def main():
-    argument_spec = login_argument_spec()
-    argument_spec.update(fail_on_unreachable=dict(type="bool", default=True))
-    module = AnsibleModule(argument_spec=argument_spec, supports_check_mode=True)
+    module = AnsibleModule(
+        argument_spec=dict(
+            node=peer_option(required=True),
+            fail_on_unreachable=dict(type="bool", default=True),
+        ),
+        supports_check_mode=True,
+    )
     ensure_driver(module)
-    peer = login_params(module.params)
-    try:
-        if module.params["fail_on_unreachable"]:
-            conn = connect(peer)
-        else:
-            conn, reason = try_connect(peer)
-            if conn is None:
-                module.exit_json(changed=False, reachable=False, unreachable_reason=reason)
-        with conn:
-            facts = replication_facts(conn)
-    except PostgresError as exc:
-        module.fail_json(msg=str(exc))
-    module.exit_json(changed=False, reachable=True, **facts)
+    report = Report(module)
+    result = dict(changed=False)
+    report.run(lambda: read_facts(module, result), result, explain_error)
 
 
 if __name__ == "__main__":

@@ -20,8 +20,15 @@ description:
     wait until the standby has replayed at least that position -> C(pg_promote(wait => false))
     and poll every 2 ms -> reset an inherited fence on the new primary -> C(CHECKPOINT) (after
     writes resume, so that C(pg_rewind) of the old primary works at once)."
-  - If the standby does not catch up within O(catchup_timeout), the primary is unfenced and the
-    task fails; nothing is lost, the old primary takes writes again.
+  - The cluster is never left without a writable primary. Any failure after the fence and
+    before the promotion (the standby does not catch up within O(catchup_timeout), the standby
+    is lost, an error, our own session terminated by someone else) lifts the fence through a
+    new session before the task fails, and the message says so; nothing is lost, the old
+    primary takes writes again. A failure once C(pg_promote()) was sent re-reads both servers
+    and says what each is now, instead of guessing.
+  - A primary found already fenced (an earlier run was killed, or someone fenced it) is
+    reported with the time the fence was written, so that the write outage before this run
+    is on record too.
   - The old primary stays fenced; turn it into a standby of the new one with
     M(failsafe.datastores.postgresql_standby).
   - Running it again after a switchover reports changed=false. A pair with two writable
@@ -32,6 +39,7 @@ description:
 author:
   - Failsafe Datastores maintainers (@failsafe-datastores)
 extends_documentation_fragment:
+  - failsafe.datastores.postgresql
   - failsafe.datastores.postgresql.PRIMARY_REQUIRED
   - failsafe.datastores.postgresql.STANDBY
   - failsafe.datastores.attributes
@@ -39,7 +47,7 @@ attributes:
   check_mode:
     support: full
     details:
-      - Runs every check (read-only queries) and reports the steps it would take.
+      - Runs every check (read-only queries only) and reports the steps it would take.
   diff_mode:
     support: full
   idempotent:
@@ -103,12 +111,16 @@ already_switched:
   returned: always
   type: bool
 steps:
-  description: The steps taken (or planned, in check mode).
+  description: The steps taken, also on failure (or planned, in check mode).
   returned: always
   type: list
   elements: str
 old_primary:
-  description: C(address), C(final_lsn) (flushed WAL position after the fence) and C(read_only).
+  description:
+    - C(address), C(final_lsn) (flushed WAL position after the fence) and C(read_only).
+    - C(fenced_at_start=true) when it was already fenced when the run started, with
+      C(fenced_since) (when the fence was written to C(postgresql.auto.conf), ISO 8601; null
+      when unknown) and C(fenced_seconds_before_run).
   returned: always
   type: dict
 new_primary:
@@ -138,36 +150,49 @@ timings:
   sample: {"checks": 0.02, "fence": 0.004, "terminate": 0.006, "catchup": 0.003,
            "promote": 0.031, "writable": 0.0004, "write_unavailable": 0.045,
            "checkpoint": 0.09, "total": 0.16}
+msg:
+  description: What happened, in a sentence (also on success).
+  returned: always
+  type: str
 diff:
   description: Which server is primary before and after.
   returned: when diff mode is on
   type: dict
 '''
 
-import time
-
 from ansible.module_utils.basic import AnsibleModule
 
-from ansible_collections.failsafe.datastores.plugins.module_utils._postgres import (
-    PostgresError,
-    Timer,
-    connect,
-    describe,
-    ensure_driver,
-    lsn_diff,
-    peer_option,
+from ansible_collections.failsafe.datastores.plugins.module_utils._postgres_actions import (
+    lift_fence,
     promote_until_writable,
-    replication_facts,
-    scalar,
+    server_state,
     set_read_only,
     stale_sessions,
-    timeline,
+    terminate_sessions,
     wait_replayed,
 )
+from ansible_collections.failsafe.datastores.plugins.module_utils._postgres_connection import (
+    PostgresError,
+    connect,
+    describe,
+    doing,
+    ensure_driver,
+    explain_error,
+    peer_option,
+)
+from ansible_collections.failsafe.datastores.plugins.module_utils._postgres_facts import (
+    fence_age,
+    lsn_diff,
+    replication_facts,
+    scalar,
+    timeline,
+)
+from ansible_collections.failsafe.datastores.plugins.module_utils._report import Report
 
+APPLICATION_NAME = "failsafe.switchover"
 
 # Reported timings: (name, from mark, to mark); None is the start of the module.
-STEPS = (
+TIMED_STEPS = (
     ("checks", None, "fence_start"),
     ("fence", "fence_start", "fenced"),
     ("terminate", "fenced", "terminated"),
@@ -227,106 +252,158 @@ def checks(params, primary, standby, p_addr, s_addr):
     return "switch"
 
 
-def terminate_and_wait(conn, sessions, timeout=5.0):
-    """Terminate every session at once, then wait until all have exited."""
-    if not sessions:
-        return []
-    pids = [s["pid"] for s in sessions]
-    conn.execute("SELECT pg_terminate_backend(pid) FROM unnest(%s::int[]) AS pid", (pids,))
-    deadline = time.monotonic() + timeout
-    while scalar(conn, "SELECT count(*) FROM pg_stat_activity WHERE pid = ANY(%s)", (pids,)):
-        if time.monotonic() > deadline:
-            raise PostgresError("sessions %s did not exit within %ss of pg_terminate_backend"
-                                % (pids, timeout))
-        time.sleep(0.001)
-    return sessions
+def already_fenced_note(old_primary):
+    """A sentence on a fence found at the start, or ''."""
+    if not old_primary.get("fenced_at_start"):
+        return ""
+    if old_primary.get("fenced_since"):
+        return (" Writes were already unavailable when this run started: %s had been fenced "
+                "since %s (%.1f s before this run)." % (
+                    old_primary["address"], old_primary["fenced_since"],
+                    old_primary["fenced_seconds_before_run"]))
+    return (" Writes were already unavailable when this run started: %s was already fenced "
+            "(since when is not known)." % old_primary["address"])
+
+
+def switch_over(module, report, result):
+    params = module.params
+    p_peer, s_peer = params["primary"], params["standby"]
+    p_addr, s_addr = describe(p_peer), describe(s_peer)
+    pconn = connect(p_peer, APPLICATION_NAME)
+    sconn = connect(s_peer, APPLICATION_NAME)
+    with pconn, sconn:
+        with doing("reading the replication state", p_peer):
+            primary = replication_facts(pconn)
+        with doing("reading the replication state", s_peer):
+            standby = replication_facts(sconn)
+        verdict = checks(params, primary, standby, p_addr, s_addr)
+        result["old_primary"].update(read_only=primary["read_only"])
+        result["new_primary"].update(timeline=standby["timeline"])
+        if verdict == "done":
+            result.update(already_switched=True,
+                          msg="Already switched: %s is the primary, %s is %s." % (
+                              s_addr, p_addr, "a standby" if primary["role"] == "standby"
+                              else "fenced"))
+            report.changes(dict(primary=s_addr), dict(primary=s_addr))
+            return
+        if primary["read_only"]:
+            with doing("reading when the fence was written", p_peer):
+                age = fence_age(pconn)
+            result["old_primary"].update(fenced_at_start=True, fenced_since=age["since"],
+                                         fenced_seconds_before_run=age["seconds"])
+        result["lag_bytes_before"] = lsn_diff(primary["current_lsn"], standby["replayed_lsn"])
+        result.update(changed=True, switched=True)
+        report.changes(dict(primary=p_addr), dict(primary=s_addr))
+        if module.check_mode:
+            report.plan(PLAN)
+            result["msg"] = ("Check mode: would switch over from %s to %s."
+                             % (p_addr, s_addr)) + already_fenced_note(result["old_primary"])
+            return
+        critical_section(params, report, result, pconn, sconn)
+        result["msg"] = ("Switched over from %s to %s: writes were unavailable for %.3f s."
+                         % (p_addr, s_addr, report.timer.between("fence_start", "writable"))
+                         + already_fenced_note(result["old_primary"]))
+
+
+def critical_section(params, report, result, pconn, sconn):
+    """Fence, terminate, catch up, promote: the write outage, all in this call.
+
+    Whatever fails before pg_promote() is sent lifts the fence again (through a new session:
+    ours may be what failed); after it, both servers are re-read and described.
+    """
+    p_peer, s_peer = params["primary"], params["standby"]
+    p_addr, s_addr = describe(p_peer), describe(s_peer)
+    promotion_sent = False
+    report.mark("fence_start")
+    try:
+        with doing("fencing the primary", p_peer):
+            if not result["old_primary"]["read_only"]:
+                set_read_only(pconn, True, 10)
+        report.done("fenced %s (default_transaction_read_only = on, reload)" % p_addr)
+        report.mark("fenced")
+        if params["terminate_sessions"]:
+            with doing("terminating the client sessions opened before the fence", p_peer):
+                result["terminated"] = terminate_sessions(
+                    pconn, stale_sessions(pconn, params["exclude_users"]))
+            report.done("terminated %d client session(s) opened before the fence"
+                        % len(result["terminated"]))
+        report.mark("terminated")
+        with doing("reading the primary's final WAL position", p_peer):
+            final_lsn = scalar(pconn, "SELECT pg_current_wal_flush_lsn()::text")
+        result["old_primary"].update(final_lsn=final_lsn, read_only=True)
+        with doing("waiting for the standby to replay the primary's final WAL %s" % final_lsn,
+                   s_peer):
+            ok, replayed = wait_replayed(sconn, final_lsn, params["catchup_timeout"])
+        if not ok:
+            raise PostgresError(
+                "the standby %s replayed only up to %s of the primary's final %s within "
+                "catchup_timeout=%ss" % (s_addr, replayed, final_lsn, params["catchup_timeout"]))
+        report.done("%s replayed the primary's final WAL %s" % (s_addr, final_lsn))
+        report.mark("caught_up")
+        result["new_primary"]["promoted_at_lsn"] = replayed
+        promotion_sent = True
+        # The outage ends at 'writable'; the checkpoint after it only prepares the rejoin.
+        result["unfenced"] = promote_until_writable(sconn, s_peer, report,
+                                                    params["promote_timeout"], params["checkpoint"])
+        with doing("reading the new timeline", s_peer):
+            result["new_primary"]["timeline"] = timeline(sconn, False)
+    except Exception:
+        report.leaves(promotion_state(p_peer, s_peer) if promotion_sent
+                      else unfence_after_failure(p_peer, report))
+        raise
+    report.leaves("%s is the primary now; %s stays fenced." % (s_addr, p_addr))
+
+
+def unfence_after_failure(p_peer, report):
+    """Lift the fence before failing: the cluster must keep a writable primary."""
+    p_addr = describe(p_peer)
+    try:
+        lift_fence(p_peer, APPLICATION_NAME)
+    except Exception as exc:  # pylint: disable=broad-except  # said in the message instead
+        kind, now = server_state(p_peer, APPLICATION_NAME)
+        if kind == "writable":  # the fence never took (e.g. ALTER SYSTEM was refused)
+            return ("The primary %s was not left fenced (now: %s); nothing was promoted and "
+                    "nothing was lost." % (p_addr, now))
+        return ("The primary %s may be STILL FENCED: lifting the fence failed (%s); now: %s. "
+                "The cluster may have no writable primary: lift the fence now "
+                "(postgresql_read_only read_only=false, or ALTER SYSTEM RESET "
+                "default_transaction_read_only; SELECT pg_reload_conf()). Nothing was promoted."
+                % (p_addr, explain_error(exc), now))
+    report.done("lifted the fence on %s again" % p_addr)
+    return ("The primary %s was unfenced and takes writes again; nothing was promoted and "
+            "nothing was lost." % p_addr)
+
+
+def promotion_state(p_peer, s_peer):
+    """After pg_promote() may have run: what each server is now, read through new sessions."""
+    return ("The promotion of %s may have taken effect. Now: %s; %s. Check both before changing "
+            "anything: never unfence %s while %s may be a primary."
+            % (describe(s_peer), server_state(s_peer, APPLICATION_NAME)[1],
+               server_state(p_peer, APPLICATION_NAME)[1], describe(p_peer), describe(s_peer)))
 
 
 def main():
-    argument_spec = dict(
-        primary=peer_option(required=True),
-        standby=peer_option(required=True),
-        max_lag_bytes=dict(type="int", default=64 * 1024 * 1024),
-        catchup_timeout=dict(type="float", default=10),
-        promote_timeout=dict(type="float", default=30),
-        terminate_sessions=dict(type="bool", default=True),
-        exclude_users=dict(type="list", elements="str", default=[]),
-        checkpoint=dict(type="bool", default=True),
+    module = AnsibleModule(
+        argument_spec=dict(
+            primary=peer_option(required=True),
+            standby=peer_option(required=True),
+            max_lag_bytes=dict(type="int", default=64 * 1024 * 1024),
+            catchup_timeout=dict(type="float", default=10),
+            promote_timeout=dict(type="float", default=30),
+            terminate_sessions=dict(type="bool", default=True),
+            exclude_users=dict(type="list", elements="str", default=[]),
+            checkpoint=dict(type="bool", default=True),
+        ),
+        supports_check_mode=True,
     )
-    module = AnsibleModule(argument_spec=argument_spec, supports_check_mode=True)
     ensure_driver(module)
     params = module.params
     p_addr, s_addr = describe(params["primary"]), describe(params["standby"])
-    timer = Timer()
-    result = dict(changed=False, switched=False, already_switched=False, steps=[],
+    report = Report(module, TIMED_STEPS)
+    result = dict(changed=False, switched=False, already_switched=False,
                   terminated=[], unfenced=False, lag_bytes_before=None,
                   old_primary=dict(address=p_addr), new_primary=dict(address=s_addr))
-    fenced = promoting = False
-    try:
-        pconn = connect(params["primary"], application_name="failsafe.switchover")
-        sconn = connect(params["standby"], application_name="failsafe.switchover")
-        with pconn, sconn:
-            primary = replication_facts(pconn)
-            standby = replication_facts(sconn)
-            verdict = checks(params, primary, standby, p_addr, s_addr)
-            result["old_primary"].update(read_only=primary["read_only"])
-            result["new_primary"].update(timeline=standby["timeline"])
-            if verdict == "done":
-                result.update(already_switched=True)
-                finish(module, result, timer, p_addr, s_addr)
-            result["lag_bytes_before"] = lsn_diff(primary["current_lsn"], standby["replayed_lsn"])
-            result.update(changed=True, switched=True, steps=list(PLAN))
-            if module.check_mode:
-                finish(module, result, timer, p_addr, s_addr)
-
-            # The write outage starts here: keep everything until 'writable' in this call.
-            timer.mark("fence_start")
-            if not primary["read_only"]:
-                set_read_only(pconn, True, 10)
-            fenced = True
-            timer.mark("fenced")
-            if params["terminate_sessions"]:
-                sessions = stale_sessions(pconn, params["exclude_users"])
-                result["terminated"] = terminate_and_wait(pconn, sessions)
-            timer.mark("terminated")
-            final_lsn = scalar(pconn, "SELECT pg_current_wal_flush_lsn()::text")
-            result["old_primary"].update(final_lsn=final_lsn, read_only=True)
-            ok, replayed = wait_replayed(sconn, final_lsn, params["catchup_timeout"])
-            if not ok:
-                set_read_only(pconn, False, 10)
-                fenced = False
-                raise PostgresError(
-                    "the standby %s replayed only up to %s of the primary's final %s within "
-                    "catchup_timeout=%ss; the primary %s was unfenced and takes writes again, "
-                    "nothing was promoted and nothing was lost"
-                    % (s_addr, replayed, final_lsn, params["catchup_timeout"], p_addr))
-            timer.mark("caught_up")
-            promoting = True
-            result["new_primary"]["promoted_at_lsn"] = replayed
-            # The outage ends at 'writable'; the checkpoint after it only prepares the rejoin.
-            result["unfenced"] = promote_until_writable(sconn, timer, params["promote_timeout"],
-                                                        params["checkpoint"])
-            result["new_primary"]["timeline"] = timeline(sconn, False)
-    except PostgresError as exc:
-        state = ""
-        if promoting:
-            state = (" The old primary %s stays fenced (read-only); check %s before "
-                     "unfencing anything." % (p_addr, s_addr))
-        elif fenced:
-            state = " The old primary %s is still fenced (read-only)." % p_addr
-        result["timings"] = timer.report(STEPS)
-        module.fail_json(msg=str(exc) + state, **result)
-    finish(module, result, timer, p_addr, s_addr)
-
-
-def finish(module, result, timer, p_addr, s_addr):
-    result["timings"] = timer.report(STEPS)
-    if module._diff:
-        before_primary = s_addr if result["already_switched"] else p_addr
-        after_primary = s_addr if (result["switched"] or result["already_switched"]) else p_addr
-        result["diff"] = dict(before=dict(primary=before_primary),
-                              after=dict(primary=after_primary))
-    module.exit_json(**result)
+    report.run(lambda: switch_over(module, report, result), result, explain_error)
 
 
 if __name__ == "__main__":

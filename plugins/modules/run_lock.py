@@ -189,13 +189,16 @@ from ansible_collections.failsafe.datastores.plugins.module_utils._lock import (
     release,
     run_token,
 )
-from ansible_collections.failsafe.datastores.plugins.module_utils._postgres import (
+from ansible_collections.failsafe.datastores.plugins.module_utils._postgres_connection import (
     PEER_SPEC,
     PostgresError,
     connect,
     describe,
     ensure_driver,
 )
+
+# The server log is of no use to a lock.
+LOCK_CONNECTION_SPEC = dict((key, spec) for key, spec in PEER_SPEC.items() if key != "log_file")
 
 
 def owner_of(params):
@@ -238,7 +241,7 @@ def main():
             store=dict(type="dict", default={}, options=dict(
                 backend=dict(type="str", default="file", choices=["file", "postgresql"]),
                 path=dict(type="path", default="/var/tmp/failsafe-locks"),
-                connection=dict(type="dict", options=dict(PEER_SPEC)),
+                connection=dict(type="dict", options=LOCK_CONNECTION_SPEC),
             )),
             ttl=dict(type="int", default=3600),
             break_lock=dict(type="bool", default=False),
@@ -254,6 +257,7 @@ def main():
     token = run_token(owner["machine_id"], owner["pid"], owner["pid_start"])
     result = dict(changed=False, locked=False, acquired=False, released=False, holder=None)
     conn = None
+    before = None
     try:
         store, conn = open_store(module, params["store"])
         result["store"] = store.describe()
@@ -264,21 +268,20 @@ def main():
             outcome = acquire(store, name, token, owner, params["ttl"], params["break_lock"],
                               module.check_mode)
             if outcome["verdict"] == "held":
-                if module.check_mode:
-                    module.warn(refusal(name, outcome["record"], store))
-                    result["holder"] = outcome["record"]
-                    finish(module, result, outcome["previous"])
                 result["holder"] = outcome["record"]
-                module.fail_json(msg=refusal(name, outcome["record"], store), **result)
-            taken = outcome["verdict"] in ("free", "take_over")
-            result.update(changed=taken, acquired=taken, locked=True, holder=outcome["record"])
+                if not module.check_mode:
+                    module.fail_json(msg=refusal(name, outcome["record"], store), **result)
+                module.warn(refusal(name, outcome["record"], store))
+            else:
+                taken = outcome["verdict"] in ("free", "take_over")
+                result.update(changed=taken, acquired=taken, locked=True, holder=outcome["record"])
             if outcome["verdict"] == "take_over":
                 previous = dict(outcome["previous"])
                 previous["reason"] = outcome["reason"]
                 result["took_over"] = previous
                 module.warn("took over the %s lock, %s: %s"
                             % (name, describe_holder(outcome["previous"]), outcome["reason"]))
-            finish(module, result, outcome["previous"])
+            before = outcome["previous"]
         else:
             outcome = release(store, name, token, params["break_lock"], module.check_mode)
             if outcome["verdict"] == "held_by_other":
@@ -287,7 +290,10 @@ def main():
                 result["holder"] = outcome["record"]
             released = outcome["verdict"] == "released"
             result.update(changed=released, released=released)
-            finish(module, result, outcome["record"])
+            before = outcome["record"]
+        if module._diff and params["state"] != "query":
+            result["diff"] = lock_diff(result, before)
+        module.exit_json(**result)
     except (LockError, PostgresError) as exc:
         module.fail_json(msg="run lock %s: %s" % (name, exc), **result)
     except Exception as exc:  # a store error must never look like a traceback to the operator
@@ -298,14 +304,10 @@ def main():
             conn.close()
 
 
-def finish(module, result, before_record):
-    if module._diff:
-        after = result["holder"] if result["locked"] or result["holder"] else None
-        if result["released"]:
-            after = None
-        result["diff"] = dict(before=dict(holder=(before_record or {}).get("token")),
-                              after=dict(holder=(after or {}).get("token")))
-    module.exit_json(**result)
+def lock_diff(result, before_record):
+    after = None if result["released"] else result["holder"]
+    return dict(before=dict(holder=(before_record or {}).get("token")),
+                after=dict(holder=(after or {}).get("token")))
 
 
 if __name__ == "__main__":

@@ -18,7 +18,8 @@ def assert_still_standby(pair):
 
 def test_refuses_while_primary_writable(pg_pair, run_module):
     for check in (True, False):
-        result = run_module(MODULE, pg_pair.west.login(primary=pg_pair.east.peer()), check=check)
+        result = run_module(MODULE, dict(node=pg_pair.west.peer(), primary=pg_pair.east.peer()),
+                            check=check)
         assert result.failed
         assert "split brain" in result.msg and "Nothing was changed" in result.msg
         assert result["promoted"] is False and result["changed"] is False
@@ -28,7 +29,7 @@ def test_refuses_while_primary_writable(pg_pair, run_module):
 
 
 def test_refuses_without_primary_option(pg_pair, run_module):
-    result = run_module(MODULE, pg_pair.west.login())
+    result = run_module(MODULE, dict(node=pg_pair.west.peer()))
     assert result.failed
     assert "no primary connection was given" in result.msg
     assert_still_standby(pg_pair)
@@ -40,8 +41,8 @@ def test_refuses_lagging_standby(pg_pair, run_module):
                                 "SELECT 'lag ' || g FROM generate_series(1, 200) AS g")
     pg_pair.fence(pg_pair.east)
     try:
-        result = run_module(MODULE, pg_pair.west.login(primary=pg_pair.east.peer(),
-                                                       max_lag_bytes=0, catchup_timeout=0.5))
+        result = run_module(MODULE, dict(node=pg_pair.west.peer(), primary=pg_pair.east.peer(),
+                                         max_lag_bytes=0, catchup_timeout=0.5))
         assert result.failed
         assert "paused" in result.msg
         assert "Nothing was changed" in result.msg
@@ -57,7 +58,8 @@ def test_refuses_lagging_standby(pg_pair, run_module):
 
 def test_refuses_unreachable_primary_without_accept_data_loss(pg_pair, run_module, closed_port):
     port = closed_port(pg_pair.east.host)
-    result = run_module(MODULE, pg_pair.west.login(primary=pg_pair.east.peer(port=port)))
+    result = run_module(MODULE, dict(node=pg_pair.west.peer(),
+                                     primary=pg_pair.east.peer(port=port)))
     assert result.failed
     assert "unreachable" in result.msg and "accept_data_loss=true" in result.msg
     assert "Nothing was changed" in result.msg
@@ -69,8 +71,9 @@ def test_refuses_unreachable_primary_without_accept_data_loss(pg_pair, run_modul
 def test_refuses_wrong_primary_password(pg_pair, run_module):
     wrong = "not-the-Pa55word"
     # Even with accept_data_loss: a wrong password is not an unreachable primary.
-    result = run_module(MODULE, pg_pair.west.login(primary=pg_pair.east.peer(password=wrong),
-                                                   accept_data_loss=True))
+    result = run_module(MODULE, dict(node=pg_pair.west.peer(),
+                                     primary=pg_pair.east.peer(password=wrong),
+                                     accept_data_loss=True))
     assert result.failed
     assert "authentication failed" in result.msg
     assert wrong not in json.dumps(dict(result))
@@ -84,7 +87,7 @@ def test_promote_four_steps(pg_pair, run_module):
     pg_pair.fence(east)
     # A standby cloned from a fenced primary inherits the fence: the new primary must shed it.
     pg_pair.fence(west)
-    args = west.login(primary=east.peer())
+    args = dict(node=west.peer(), primary=east.peer())
 
     check = run_module(MODULE, args, check=True, diff=True)
     assert not check.failed, check.msg
@@ -133,7 +136,8 @@ def test_promote_four_steps(pg_pair, run_module):
 
 def test_already_primary_is_unchanged(pg_pair, run_module):
     """Promoting the server that already is the primary: ok, changed=false, nothing touched."""
-    result = run_module(MODULE, pg_pair.east.login(primary=pg_pair.west.peer()), diff=True)
+    result = run_module(MODULE, dict(node=pg_pair.east.peer(), primary=pg_pair.west.peer()),
+                        diff=True)
     assert not result.failed, result.msg
     assert result["changed"] is False and result["promoted"] is False
     assert result["role"] == "primary"
@@ -146,7 +150,8 @@ def test_already_primary_is_unchanged(pg_pair, run_module):
 
 def test_accept_data_loss_with_unreachable_primary(pg_pair, run_module, closed_port):
     port = closed_port(pg_pair.east.host)
-    args = pg_pair.west.login(primary=pg_pair.east.peer(port=port), accept_data_loss=True)
+    args = dict(node=pg_pair.west.peer(), primary=pg_pair.east.peer(port=port),
+                accept_data_loss=True)
     check = run_module(MODULE, args, check=True)
     assert not check.failed, check.msg
     assert check["changed"] is True
@@ -164,7 +169,7 @@ def test_accept_data_loss_with_unreachable_primary(pg_pair, run_module, closed_p
 
 @pytest.mark.parametrize("max_lag", [-1])
 def test_negative_max_lag_is_rejected(pg_pair, run_module, max_lag):
-    result = run_module(MODULE, pg_pair.west.login(primary=pg_pair.east.peer(),
-                                                   max_lag_bytes=max_lag))
+    result = run_module(MODULE, dict(node=pg_pair.west.peer(), primary=pg_pair.east.peer(),
+                                     max_lag_bytes=max_lag))
     assert result.failed and "max_lag_bytes must be 0 or more" in result.msg
     assert_still_standby(pg_pair)

@@ -23,7 +23,7 @@ def test_fence_then_unfence_four_steps(pg_pair, run_module):
     assert pg_pair.read_only(east) is False
 
     # 1. check mode: would fence and terminate the held session, changes nothing.
-    check = run_module(MODULE, east.login(read_only=True), check=True, diff=True)
+    check = run_module(MODULE, dict(node=east.peer(), read_only=True), check=True, diff=True)
     assert not check.failed, check.msg
     assert check["changed"] is True
     assert check["read_only"] is True
@@ -38,7 +38,7 @@ def test_fence_then_unfence_four_steps(pg_pair, run_module):
     ) == 0, "check mode wrote postgresql.auto.conf"
 
     # 2. real: fenced, the held session is terminated and really gone.
-    real = run_module(MODULE, east.login(read_only=True), diff=True)
+    real = run_module(MODULE, dict(node=east.peer(), read_only=True), diff=True)
     assert not real.failed, real.msg
     assert real["changed"] is True
     assert real["read_only"] is True
@@ -56,34 +56,34 @@ def test_fence_then_unfence_four_steps(pg_pair, run_module):
         pg_pair.insert(east, "must fail")
 
     # 3. check again and 4. real again: nothing to do.
-    check2 = run_module(MODULE, east.login(read_only=True), check=True)
+    check2 = run_module(MODULE, dict(node=east.peer(), read_only=True), check=True)
     assert not check2.failed, check2.msg
     assert check2["changed"] is False, check2
     assert check2["terminated"] == []
-    real2 = run_module(MODULE, east.login(read_only=True))
+    real2 = run_module(MODULE, dict(node=east.peer(), read_only=True))
     assert not real2.failed, real2.msg
     assert real2["changed"] is False, real2
     assert real2["statements"] == []
     assert pg_pair.read_only(east) is True
 
     # Unfence: the same four steps.
-    u_check = run_module(MODULE, east.login(read_only=False), check=True, diff=True)
+    u_check = run_module(MODULE, dict(node=east.peer(), read_only=False), check=True, diff=True)
     assert not u_check.failed, u_check.msg
     assert u_check["changed"] is True and u_check["read_only"] is False
     assert u_check["terminated"] == []
     assert u_check["diff"]["after"] == {"default_transaction_read_only": False}
     assert pg_pair.read_only(east) is True, "check mode lifted the fence"
 
-    u_real = run_module(MODULE, east.login(read_only=False))
+    u_real = run_module(MODULE, dict(node=east.peer(), read_only=False))
     assert not u_real.failed, u_real.msg
     assert u_real["changed"] is True and u_real["read_only"] is False
     assert "ALTER SYSTEM RESET default_transaction_read_only" in u_real["statements"]
     assert pg_pair.read_only(east) is False
     assert pg_pair.insert(east, "writable again") > 0
 
-    u_check2 = run_module(MODULE, east.login(read_only=False), check=True)
+    u_check2 = run_module(MODULE, dict(node=east.peer(), read_only=False), check=True)
     assert not u_check2.failed and u_check2["changed"] is False, u_check2
-    u_real2 = run_module(MODULE, east.login(read_only=False))
+    u_real2 = run_module(MODULE, dict(node=east.peer(), read_only=False))
     assert not u_real2.failed and u_real2["changed"] is False, u_real2
     assert pg_pair.insert(east, "still writable") > 0
 
@@ -92,7 +92,7 @@ def test_fence_keeps_excluded_users_sessions(pg_pair, run_module):
     east = pg_pair.east
     held = pg_pair.connect(east, application_name="excluded_admin")
     try:
-        real = run_module(MODULE, east.login(read_only=True, exclude_users=["postgres"]))
+        real = run_module(MODULE, dict(node=east.peer(), read_only=True, exclude_users=["postgres"]))
         assert not real.failed, real.msg
         assert real["changed"] is True
         assert held.info.backend_pid not in [s["pid"] for s in real["terminated"]]
@@ -106,7 +106,7 @@ def test_fence_on_standby_terminates_nothing(pg_pair, run_module):
     west = pg_pair.west
     held = pg_pair.connect(west)
     try:
-        real = run_module(MODULE, west.login(read_only=True))
+        real = run_module(MODULE, dict(node=west.peer(), read_only=True))
         assert not real.failed, real.msg
         assert real["in_recovery"] is True
         assert real["terminated"] == []
@@ -118,6 +118,6 @@ def test_fence_on_standby_terminates_nothing(pg_pair, run_module):
 
 def test_unreachable_server_fails(pg_pair, run_module, closed_port):
     port = closed_port(pg_pair.east.host)
-    result = run_module(MODULE, pg_pair.east.login(login_port=port, read_only=True))
+    result = run_module(MODULE, dict(node=pg_pair.east.peer(port=port), read_only=True))
     assert result.failed
     assert "cannot reach PostgreSQL" in result.msg

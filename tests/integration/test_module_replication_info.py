@@ -10,8 +10,8 @@ MODULE = "postgresql_replication_info"
 
 
 def test_primary_and_standby_facts(pg_pair, run_module):
-    east = run_module(MODULE, pg_pair.east.login())
-    west = run_module(MODULE, pg_pair.west.login())
+    east = run_module(MODULE, dict(node=pg_pair.east.peer()))
+    west = run_module(MODULE, dict(node=pg_pair.west.peer()))
     assert not east.failed, east.msg
     assert not west.failed, west.msg
     assert east["changed"] is False and west["changed"] is False
@@ -53,7 +53,7 @@ def test_primary_and_standby_facts(pg_pair, run_module):
 def test_replay_paused_is_reported(pg_pair, run_module):
     pg_pair.pause_replay()
     try:
-        west = run_module(MODULE, pg_pair.west.login())
+        west = run_module(MODULE, dict(node=pg_pair.west.peer()))
     finally:
         pg_pair.resume_replay()
     assert not west.failed, west.msg
@@ -62,7 +62,7 @@ def test_replay_paused_is_reported(pg_pair, run_module):
 
 def test_unreachable_reported_when_allowed(pg_pair, run_module, closed_port):
     port = closed_port(pg_pair.east.host)
-    result = run_module(MODULE, pg_pair.east.login(login_port=port, fail_on_unreachable=False))
+    result = run_module(MODULE, dict(node=pg_pair.east.peer(port=port), fail_on_unreachable=False))
     assert not result.failed, result.msg
     assert result["changed"] is False
     assert result["reachable"] is False
@@ -72,7 +72,7 @@ def test_unreachable_reported_when_allowed(pg_pair, run_module, closed_port):
 
 def test_unreachable_fails_by_default(pg_pair, run_module, closed_port):
     port = closed_port(pg_pair.east.host)
-    result = run_module(MODULE, pg_pair.east.login(login_port=port))
+    result = run_module(MODULE, dict(node=pg_pair.east.peer(port=port)))
     assert result.failed
     assert "cannot reach PostgreSQL" in result.msg and str(port) in result.msg
 
@@ -81,8 +81,8 @@ def test_wrong_password_fails_without_showing_it(pg_pair, run_module):
     wrong = "wrong-Pa55word-xyz"
     # Authentication errors fail even with fail_on_unreachable=false: a wrong password must
     # never look like a dead primary.
-    result = run_module(MODULE, pg_pair.east.login(login_password=wrong,
-                                                   fail_on_unreachable=False))
+    result = run_module(MODULE, dict(node=pg_pair.east.peer(password=wrong),
+                                     fail_on_unreachable=False))
     assert result.failed
     assert "authentication failed" in result.msg
     assert wrong not in result.msg

@@ -14,24 +14,27 @@ REPO = os.path.realpath(os.path.join(os.path.dirname(__file__), "..", ".."))
 
 @pytest.fixture(scope="module")
 def verbose_runs(lab_env, run_module):
-    """Runs at verbosity 3 of modules taking passwords flat, nested and as extra options."""
+    """Runs at verbosity 3 of modules taking passwords in connection dicts and as options."""
     lab_env.ensure_canonical()
     pair = lab_env.pair()
     east, west = pair.east, pair.west
     runs = {
-        "replication_info": run_module("postgresql_replication_info", east.login(), verbosity=3),
+        "replication_info": run_module("postgresql_replication_info", dict(node=east.peer()),
+                                       verbosity=3),
         # Nested peer dicts (primary=, standby=) with passwords, in check mode.
         "switchover": run_module("postgresql_switchover",
                                  dict(primary=east.peer(), standby=west.peer()),
                                  check=True, diff=True, verbosity=3),
-        # Flat + nested + replication_password; the node already follows: changed=false.
-        "standby": run_module("postgresql_standby", west.login(
-            data_dir=str(west.data_dir), config_dir=str(west.config_dir), primary=east.peer(),
-            replication_user=REPLICATION_USER, replication_password=REPLICATION_PASSWORD,
-            slot_name=west.slot_name), check=True, diff=True, verbosity=3),
+        # node + primary + replication_password; the node already follows: changed=false.
+        "standby": run_module("postgresql_standby", dict(
+            node=west.peer(), data_dir=str(west.data_dir), config_dir=str(west.config_dir),
+            primary=east.peer(), replication_user=REPLICATION_USER,
+            replication_password=REPLICATION_PASSWORD, slot_name=west.slot_name),
+            check=True, diff=True, verbosity=3),
         # A failure path: the message must not echo the (wrong) password either.
-        "wrong_password": run_module("postgresql_promote", west.login(
-            primary=east.peer(password="wrong-Pa55word-secret")), verbosity=3),
+        "wrong_password": run_module("postgresql_promote", dict(
+            node=west.peer(), primary=east.peer(password="wrong-Pa55word-secret")),
+            verbosity=3),
     }
     return runs
 

@@ -3,7 +3,10 @@
 from __future__ import annotations
 
 import json
+import os
+import signal
 import time
+from pathlib import Path
 
 from lab.postgresql import REPLICATION_PASSWORD, REPLICATION_USER
 
@@ -13,10 +16,10 @@ MODULE = "postgresql_standby"
 def rejoin_args(pair, **extra):
     """Make us-east a standby of us-west (the lab's files for us-east, slot us_east)."""
     east, west = pair.east, pair.west
-    args = east.login(
+    args = dict(
+        node=east.peer(log_file=str(east.log_file)),
         data_dir=str(east.data_dir),
         config_dir=str(east.config_dir),
-        log_file=str(east.log_file),
         primary=west.peer(),
         replication_user=REPLICATION_USER,
         replication_password=REPLICATION_PASSWORD,
@@ -53,6 +56,9 @@ def test_rejoin_after_switchover_four_steps(pg_pair, run_module):
     assert not check.failed, check.msg
     assert check["changed"] is True
     assert check["node"]["role"] == "primary" and check["node"]["read_only"] is True
+    assert check["method"] == "rewind"
+    assert check["msg"].startswith("Check mode: would make %s a standby of %s by rewind"
+                                   % (east.address, west.address))
     assert "start the node" in check["steps"]
     assert check["diff"]["after"] == {"role": "standby", "upstream": west.address}
     assert "********" in check["primary_conninfo"]
@@ -72,6 +78,15 @@ def test_rejoin_after_switchover_four_steps(pg_pair, run_module):
     assert real["rewind_output"] and "Done!" in real["rewind_output"][-1]
     assert real["streaming"] is True
     assert "moved_aside" not in real
+    # What the rewind discarded was kept and counted: only the shutdown checkpoint, no commit.
+    assert real["rewind_dry_run"]["needed"] is True and real["rewind_dry_run"]["diverged_at"]
+    discarded = real["discarded_wal"]
+    assert discarded["from_lsn"] == real["rewind_dry_run"]["diverged_at"]
+    assert discarded["committed_transactions"] == 0, discarded
+    assert discarded["summary"] == "0 committed transactions: nothing was lost"
+    kept = Path(discarded["kept_in"])
+    assert kept.parent == east.data_dir.parent and kept.name.startswith("data.failsafe-discarded-wal-")
+    assert len(list(kept.iterdir())) == discarded["files"] > 0
     assert REPLICATION_PASSWORD not in json.dumps(dict(real))
     assert isinstance(real["timings"]["total"], float)
 
@@ -98,7 +113,7 @@ def test_refuses_running_writable_primary(pg_pair, run_module):
     result = run_module(MODULE, rejoin_args(pg_pair))
     assert result.failed
     assert "writable primary" in result.msg and "Nothing was changed" in result.msg
-    assert "force=true" in result.msg
+    assert "force=true" in result.msg and "postgresql_rejoin_force=true" in result.msg
     assert east.postmaster_pid() == pid_before
     assert pg_pair.in_recovery(east) is False
     divergent = f"divergent write {time.time_ns()}"
@@ -110,6 +125,9 @@ def test_refuses_running_writable_primary(pg_pair, run_module):
     assert not forced.failed, forced.msg
     assert forced["changed"] is True and forced["method"] == "rewind"
     assert forced["streaming"] is True
+    # The divergent write was committed on the old timeline: counted, and its WAL kept.
+    assert forced["discarded_wal"]["committed_transactions"] >= 1, forced["discarded_wal"]
+    assert Path(forced["discarded_wal"]["kept_in"]).is_dir()
     assert_streams_from_west(pg_pair)
     # (ids are not unique across the two timelines: look the row up by its note)
     assert pg_pair.scalar(east, "SELECT count(*) FROM failsafe_it WHERE note = %s",
@@ -126,10 +144,10 @@ def test_refuses_primary_that_is_a_standby(pg_pair, run_module):
 
 def test_follower_already_streaming_is_unchanged(pg_pair, run_module):
     west, east = pg_pair.west, pg_pair.east
-    args = west.login(data_dir=str(west.data_dir), config_dir=str(west.config_dir),
-                      log_file=str(west.log_file), primary=east.peer(),
-                      replication_user=REPLICATION_USER,
-                      replication_password=REPLICATION_PASSWORD, slot_name=west.slot_name)
+    args = dict(node=west.peer(log_file=str(west.log_file)), data_dir=str(west.data_dir),
+                config_dir=str(west.config_dir), primary=east.peer(),
+                replication_user=REPLICATION_USER,
+                replication_password=REPLICATION_PASSWORD, slot_name=west.slot_name)
     pid_before = west.postmaster_pid()
     for check in (True, False):
         result = run_module(MODULE, args, check=check)
@@ -146,7 +164,8 @@ def test_emergency_rejoin_after_crash(pg_pair, run_module):
     assert east.postmaster_pid() is None
 
     promote = run_module("postgresql_promote",
-                         west.login(primary=east.peer(connect_timeout=2), accept_data_loss=True))
+                         dict(node=west.peer(), primary=east.peer(connect_timeout=2),
+                              accept_data_loss=True))
     assert not promote.failed, promote.msg
     assert promote["promoted"] is True and promote["old_primary"]["reachable"] is False
     pg_pair.insert(west, "written on the new primary")
@@ -155,6 +174,9 @@ def test_emergency_rejoin_after_crash(pg_pair, run_module):
     check = run_module(MODULE, args, check=True)
     assert not check.failed, check.msg
     assert check["changed"] is True and check["node"]["running"] is False
+    assert check["node"]["clean_shutdown"] is False and check["method"] == "rewind"
+    assert check["steps"][0] == "finish crash recovery in single-user mode (no network)"
+    assert check["msg"].startswith("Check mode: would make")
     assert east.postmaster_pid() is None, "check mode started the crashed node"
 
     real = run_module(MODULE, args)
@@ -174,3 +196,39 @@ def test_emergency_rejoin_after_crash(pg_pair, run_module):
     # Rows the standby had replayed before the crash survive on both.
     assert pg_pair.wait_row(east, lost_candidate, timeout=1) == \
         pg_pair.wait_row(west, lost_candidate, timeout=1)
+
+
+def stop(node, timeout=30.0):
+    """Fast shutdown (SIGINT to the postmaster), waiting until it has exited."""
+    pid = node.postmaster_pid()
+    os.kill(pid, signal.SIGINT)
+    deadline = time.monotonic() + timeout
+    while node.postmaster_pid() is not None and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert node.postmaster_pid() is None, f"{node.region} did not stop"
+
+
+def test_a_stopped_node_is_planned_with_pg_rewind_dry_run(pg_pair, run_module):
+    """Check mode on a stopped node asks pg_rewind --dry-run and reports that method, not a
+    failure; the real run then does just that."""
+    east, west = pg_pair.east, pg_pair.west
+    pg_pair.manual_switchover()
+    stop(east)
+    args = rejoin_args(pg_pair)
+
+    check = run_module(MODULE, args, check=True)
+    assert not check.failed, check.msg
+    assert check["node"]["running"] is False and check["node"]["clean_shutdown"] is True
+    assert check["rewind_dry_run"]["needed"] is True and check["rewind_dry_run"]["rc"] == 0
+    assert check["method"] == "rewind"
+    assert "pg_rewind --dry-run: the servers diverged at %s" % (
+        check["rewind_dry_run"]["diverged_at"]) in check["msg"]
+    assert "stop the node" not in check["steps"]
+    assert east.postmaster_pid() is None, "check mode started the node"
+    assert not list(east.data_dir.parent.glob("data.failsafe-*")), "check mode kept WAL"
+
+    real = run_module(MODULE, args)
+    assert not real.failed, real.msg
+    assert real["method"] == "rewind" and real["streaming"] is True
+    assert real["discarded_wal"]["committed_transactions"] == 0
+    assert_streams_from_west(pg_pair)

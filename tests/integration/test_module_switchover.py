@@ -6,6 +6,7 @@ import json
 import time
 
 import pytest
+from during_run import WhenThen, assert_no_traceback, fast_shutdown
 
 from lab.postgresql import ADMIN_PASSWORD, ADMIN_USER
 from lab.writer import Writer
@@ -171,6 +172,50 @@ def test_catchup_timeout_unfences_primary(pg_pair, run_module):
     finally:
         pg_pair.release_replay()
     assert pg_pair.wait_row(west, held)
+
+
+def test_standby_lost_during_catchup_leaves_a_writable_primary(pg_pair, run_module):
+    """The reported incident: the standby was stopped while the fenced primary waited for it;
+    the run said only 'terminating connection due to administrator command' and left the old
+    primary read-only. Now the fence is lifted before the module fails, and it says so."""
+    east, west = pg_pair.east, pg_pair.west
+    pg_pair.hold_back_replay()
+    stopper = WhenThen(lambda: pg_pair.read_only(east), lambda: fast_shutdown(west))
+    stopper.start()
+    try:
+        result = run_module(MODULE, switch_args(pg_pair, catchup_timeout=30))
+    finally:
+        stopper.join(5)
+    assert stopper.fired and stopper.error is None
+    assert result.failed
+    assert result.msg.startswith("waiting for the standby to replay the primary's final WAL")
+    assert "on %s failed" % west.address in result.msg
+    assert result.msg.endswith("The primary %s was unfenced and takes writes again; nothing was "
+                               "promoted and nothing was lost." % east.address)
+    assert result["steps"][-1] == "lifted the fence on %s again" % east.address
+    assert result["timings"]["write_unavailable"] is None
+    assert_no_traceback(result)
+    # Independent view: the old primary takes writes; nothing was promoted.
+    assert pg_pair.read_only(east) is False
+    assert pg_pair.insert(east, "after the standby was lost") > 0
+    assert pg_pair.in_recovery(east) is False
+
+
+def test_a_primary_found_fenced_reports_the_outage_before_the_run(pg_pair, run_module):
+    """A previous run was killed after the fence: writes were unavailable before this run."""
+    east = pg_pair.east
+    pg_pair.fence(east)
+    time.sleep(1.5)
+    result = run_module(MODULE, switch_args(pg_pair))
+    assert not result.failed, result.msg
+    assert result["switched"] is True
+    old = result["old_primary"]
+    assert old["fenced_at_start"] is True and old["fenced_since"]
+    assert old["fenced_seconds_before_run"] >= 0.5
+    assert "Writes were already unavailable when this run started" in result["msg"]
+    assert old["fenced_since"] in result["msg"]
+    # The module's own outage is still its own.
+    assert result["timings"]["write_unavailable"] < old["fenced_seconds_before_run"] + 30
 
 
 def test_zero_loss_under_load(pg_pair, run_module):

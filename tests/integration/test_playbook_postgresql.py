@@ -115,7 +115,8 @@ def test_failover_promotes_records_the_loss_estimate_and_rejoins(pg_pair, run_pl
     before = pg_pair.insert(pg_pair.east, "before the crash")
     pg_pair.wait_replayed()
     pg_pair.crash(pg_pair.east)
-    runner = run_playbook(FAILOVER, limit="us_west")
+    budget = {"postgresql_failover_max_data_loss_seconds": 60}
+    runner = run_playbook(FAILOVER, limit="us_west", extravars=budget)
     assert runner.status == "successful", runner.stdout_text
 
     promoted = task_results(runner, PROMOTE_TASK)[0]
@@ -138,10 +139,25 @@ def test_failover_promotes_records_the_loss_estimate_and_rejoins(pg_pair, run_pl
     row = pg_pair.insert(pg_pair.west, "after failover")
     assert pg_pair.wait_row(pg_pair.east, row)
 
-    again = run_playbook(FAILOVER, limit="us_west")
+    again = run_playbook(FAILOVER, limit="us_west", extravars=budget)
     assert again.status == "successful", again.stdout_text
     assert changed_tasks(again) == [], "a second run must change nothing"
-    assert task_results(again, PROMOTE_TASK)[0]["already_failed_over"]
+    repeated = task_results(again, PROMOTE_TASK)[0]
+    assert repeated["already_failed_over"] and not repeated["promoted"]
+    # The old primary rejoined: a healthy cluster, not "already failed over".
+    assert repeated["msg"].startswith("pg-us-west is the writable primary")
+    assert repeated["data_loss"]["window_seconds_at_most"] is None
+
+
+def test_failover_without_a_loss_budget_is_refused(pg_pair, run_playbook):
+    pg_pair.crash(pg_pair.east)
+    runner = run_playbook(FAILOVER, limit="us_west")
+    assert runner.status == "failed"
+    messages = " ".join(f.get("msg", "") for f in failures(runner))
+    assert "postgresql_failover_max_data_loss_seconds" in messages
+    assert "postgresql_failover_accept_data_loss=true" in messages
+    assert "Nothing was changed" in messages
+    assert pg_pair.in_recovery(pg_pair.west), "the standby must not have been promoted"
 
 
 def test_playbook_output_never_shows_a_secret(pg_pair, run_playbook, lab_secrets):

@@ -18,10 +18,10 @@ MODULE_NAMES = sorted(p.stem for p in (Path(__file__).resolve().parents[2] / "pl
 # The smallest valid arguments of each module: exactly its required options.
 MINIMAL = {
     "postgresql_failover": {"nodes": [{"name": "pg-east", "host": "pg-east"}]},
-    "postgresql_promote": {"login_host": "pg-west"},
-    "postgresql_read_only": {"login_host": "pg-east", "read_only": True},
-    "postgresql_replication_info": {"login_host": "pg-east"},
-    "postgresql_standby": {"login_host": "pg-east", "primary": {"host": "pg-west"},
+    "postgresql_promote": {"node": {"host": "pg-west"}},
+    "postgresql_read_only": {"node": {"host": "pg-east"}, "read_only": True},
+    "postgresql_replication_info": {"node": {"host": "pg-east"}},
+    "postgresql_standby": {"node": {"host": "pg-east"}, "primary": {"host": "pg-west"},
                            "data_dir": "/var/lib/postgresql/15/main"},
     "postgresql_switchover": {"primary": {"host": "pg-east"}, "standby": {"host": "pg-west"}},
 }
@@ -29,10 +29,10 @@ MINIMAL = {
 # Where each module takes a secret: a path of option names.
 SECRETS = {
     "postgresql_failover": [("nodes", "password")],
-    "postgresql_promote": [("login_password",), ("primary", "password")],
-    "postgresql_read_only": [("login_password",)],
-    "postgresql_replication_info": [("login_password",)],
-    "postgresql_standby": [("login_password",), ("primary", "password"), ("replication_password",)],
+    "postgresql_promote": [("node", "password"), ("primary", "password")],
+    "postgresql_read_only": [("node", "password")],
+    "postgresql_replication_info": [("node", "password")],
+    "postgresql_standby": [("node", "password"), ("primary", "password"), ("replication_password",)],
     "postgresql_switchover": [("primary", "password"), ("standby", "password")],
 }
 
@@ -92,7 +92,11 @@ def test_each_missing_required_option_fails_clearly(name, option, run_module):
 @pytest.mark.parametrize("name, peer", [("postgresql_switchover", "primary"),
                                         ("postgresql_switchover", "standby"),
                                         ("postgresql_standby", "primary"),
-                                        ("postgresql_promote", "primary")])
+                                        ("postgresql_standby", "node"),
+                                        ("postgresql_promote", "primary"),
+                                        ("postgresql_promote", "node"),
+                                        ("postgresql_read_only", "node"),
+                                        ("postgresql_replication_info", "node")])
 def test_peer_without_host_fails_clearly(name, peer, run_module):
     args = dict(MINIMAL[name])
     args[peer] = {"port": 5433}
@@ -114,23 +118,22 @@ def test_minimal_arguments_are_valid_and_defaults_apply(name, build_module):
             assert params[key]["ssl_mode"] == "prefer" and params[key]["password"] is None
         else:
             assert params[key] == value
-    if "login_host" in params:
-        assert params["login_port"] == 5432 and params["login_db"] == "postgres"
+    assert not any(option.startswith("login_") for option in params)
     assert module.check_mode is False
 
 
 @pytest.mark.parametrize("name", MODULE_NAMES)
 def test_bad_choice_and_type_are_refused(name, run_module):
     args = json.loads(json.dumps(MINIMAL[name]))
-    target = args if "login_host" in args else (args.get("primary") or args["nodes"][0])
+    target = args.get("node") or args.get("primary") or args["nodes"][0]
     target["ssl_mode"] = "bogus"
     code, result = run_module(name, args)
     assert code == 1
     assert "must be one of: allow, disable, prefer, require, verify-ca, verify-full, got: bogus" \
         in result["msg"]
     args = json.loads(json.dumps(MINIMAL[name]))
-    target = args if "login_host" in args else (args.get("standby") or args["nodes"][0])
-    target["login_port" if "login_host" in args else "port"] = "five"
+    target = args.get("standby") or args.get("node") or args["nodes"][0]
+    target["port"] = "five"
     code, result = run_module(name, args)
     assert code == 1 and "cannot be converted to an int" in result["msg"]
 

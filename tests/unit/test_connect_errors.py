@@ -12,15 +12,19 @@ from __future__ import annotations
 import psycopg
 import pytest
 
-from ansible_collections.failsafe.datastores.plugins.module_utils import _postgres
-from ansible_collections.failsafe.datastores.plugins.module_utils._postgres import (
+from ansible_collections.failsafe.datastores.plugins.module_utils import _postgres_connection
+from ansible_collections.failsafe.datastores.plugins.module_utils._postgres_connection import (
     PostgresError,
     connect,
     explain_connect_error,
-    mask_conninfo,
-    probe_old_primary,
     try_connect,
 )
+from ansible_collections.failsafe.datastores.plugins.module_utils._postgres_facts import (
+    mask_conninfo,
+    probe_old_primary,
+)
+
+APP = "failsafe.test"
 
 PASSWORD = "S3cret-Pa55word"
 
@@ -127,7 +131,7 @@ def test_connect_passes_the_options_to_the_driver(monkeypatch):
 def test_connect_without_password_lets_libpq_use_pgpass(monkeypatch):
     seen = {}
     monkeypatch.setattr(psycopg, "connect", lambda **kwargs: seen.update(kwargs))
-    connect(dict(PEER, password=None, db=None))
+    connect(dict(PEER, password=None, db=None), APP)
     assert "password" not in seen and "sslrootcert" not in seen
     assert seen["dbname"] == "postgres"
 
@@ -135,7 +139,7 @@ def test_connect_without_password_lets_libpq_use_pgpass(monkeypatch):
 def test_connect_raises_postgres_error_with_the_mapped_message(monkeypatch):
     monkeypatch.setattr(psycopg, "connect", raising(PASSWORD_FAILED))
     with pytest.raises(PostgresError, match="^authentication failed at 10.0.1.10:5433"):
-        connect(PEER)
+        connect(PEER, APP)
 
 
 @pytest.mark.parametrize("text", [PASSWORD_FAILED, NO_PASSWORD, DB_MISSING, ROLE_MISSING])
@@ -143,7 +147,7 @@ def test_try_connect_raises_authentication_and_naming_errors(monkeypatch, text):
     """A wrong password must never be mistaken for a dead primary."""
     monkeypatch.setattr(psycopg, "connect", raising(text))
     with pytest.raises(PostgresError):
-        try_connect(PEER)
+        try_connect(PEER, APP)
 
 
 @pytest.mark.parametrize("text, cls", [
@@ -152,7 +156,7 @@ def test_try_connect_raises_authentication_and_naming_errors(monkeypatch, text):
 ])
 def test_try_connect_reports_unreachable(monkeypatch, text, cls):
     monkeypatch.setattr(psycopg, "connect", raising(text, cls))
-    conn, reason = try_connect(PEER)
+    conn, reason = try_connect(PEER, APP)
     assert conn is None
     assert "10.0.1.10:5433" in reason
     assert PASSWORD not in reason
@@ -160,7 +164,7 @@ def test_try_connect_reports_unreachable(monkeypatch, text, cls):
 
 def test_try_connect_returns_the_connection(monkeypatch):
     monkeypatch.setattr(psycopg, "connect", lambda **kwargs: "conn")
-    assert try_connect(PEER) == ("conn", None)
+    assert try_connect(PEER, APP) == ("conn", None)
 
 
 @pytest.mark.parametrize("text", [
@@ -176,19 +180,19 @@ def test_try_connect_does_not_call_a_live_server_unreachable(monkeypatch, text):
     """The server answered (and refused us): that is not a dead primary."""
     monkeypatch.setattr(psycopg, "connect", raising(text))
     with pytest.raises(PostgresError):
-        try_connect(PEER)
+        try_connect(PEER, APP)
 
 
 # probe_old_primary (unreachable paths only) ---------------------------------------------------------
 
 def test_probe_without_primary():
-    old = probe_old_primary(None)
+    old = probe_old_primary(None, APP)
     assert old["given"] is False and old["reachable"] is False and old["address"] is None
 
 
 def test_probe_unreachable_primary(monkeypatch):
     monkeypatch.setattr(psycopg, "connect", raising(REFUSED))
-    old = probe_old_primary(PEER)
+    old = probe_old_primary(PEER, APP)
     assert old["given"] is True and old["reachable"] is False
     assert old["address"] == "10.0.1.10:5433"
     assert old["unreachable_reason"].startswith("cannot reach PostgreSQL at 10.0.1.10:5433")
@@ -197,12 +201,12 @@ def test_probe_unreachable_primary(monkeypatch):
 def test_probe_with_wrong_password_fails_instead_of_reporting_unreachable(monkeypatch):
     monkeypatch.setattr(psycopg, "connect", raising(PASSWORD_FAILED))
     with pytest.raises(PostgresError, match="authentication failed"):
-        probe_old_primary(PEER)
+        probe_old_primary(PEER, APP)
 
 
 def test_module_uses_psycopg_connect():
     # The monkeypatching above only works if the helper calls psycopg.connect at call time.
-    assert _postgres.psycopg is psycopg
+    assert _postgres_connection.psycopg is psycopg
 
 
 # mask_conninfo ---------------------------------------------------------------------------------------

@@ -102,20 +102,106 @@ class Unresolvable(Exception):
 
 class ResultKeys:
     """Top-level keys a module passes to exit_json: keyword names, and the keys of every dict
-    spread with ** (built with dict(...)/{...}, .update(...), x["key"] = ..., or returned by a
-    function of the module or of module_utils)."""
+    spread with ** (built with dict(...)/{...}, .update(...), x["key"] = ... or
+    self.x["key"] = ..., or returned by a function of the module or of module_utils).
+
+    A module may also end its run through a module_utils helper that calls exit_json (the
+    shared report: `report.run(work, result, ...)`, `report.exit(result)`): its parameter named
+    `result` is the module's dict, and the keys the helper adds count too, except those it adds
+    only on request (CONDITIONAL_KEYS: `diff` only when the module declares its changes)."""
+
+    # Keys a helper adds only when the module calls that method of it.
+    CONDITIONAL_KEYS = {"diff": "changes"}
 
     def __init__(self, source):
+        self.source = source
         self.tree = ast.parse(source)
         self.helpers = [ast.parse(path.read_text()) for path in HELPER_SOURCES]
         self.exit_calls = 0
 
     def function(self, name):
+        """The module's own function, else a module_utils function, else a module_utils method."""
         for tree in [self.tree] + self.helpers:
             for node in tree.body:
                 if isinstance(node, ast.FunctionDef) and node.name == name:
                     return node
+        for node in self.helper_methods():
+            if node.name == name:
+                return node
         raise Unresolvable("function %s not found" % name)
+
+    def helper_methods(self):
+        for tree in self.helpers:
+            for cls in tree.body:
+                if isinstance(cls, ast.ClassDef):
+                    for node in cls.body:
+                        if isinstance(node, ast.FunctionDef):
+                            yield node
+
+    def helper_functions(self):
+        for tree in self.helpers:
+            for node in tree.body:
+                if isinstance(node, ast.FunctionDef):
+                    yield node
+        yield from self.helper_methods()
+
+    @staticmethod
+    def callee(call):
+        if isinstance(call.func, ast.Name):
+            return call.func.id
+        if isinstance(call.func, ast.Attribute):
+            return call.func.attr
+        return None
+
+    def ending(self, function, seen=()):
+        """Whether a helper function ends the run: it calls exit_json, or a helper that does."""
+        for node in ast.walk(function):
+            if isinstance(node, ast.Call):
+                name = self.callee(node)
+                if name == "exit_json":
+                    return True
+                helper = self.ending_helper(name, seen + (function.name,))
+                if helper is not None:
+                    return True
+        return False
+
+    def ending_helper(self, name, seen=()):
+        if name is None or name in seen:
+            return None
+        for function in self.helper_functions():
+            if function.name == name and self.ending(function, seen):
+                return function
+        return None
+
+    def helper_keys(self, function, seen=()):
+        """Keys a run-ending helper adds to the result it is given."""
+        keys = set()
+        for node in ast.walk(function):
+            if not isinstance(node, ast.Call):
+                continue
+            name = self.callee(node)
+            if name == "exit_json":
+                for keyword in node.keywords:
+                    if keyword.arg is None:
+                        keys |= self.of_expression(keyword.value, function)
+                    else:
+                        keys.add(keyword.arg)
+            elif name not in seen + (function.name,):
+                helper = self.ending_helper(name, seen + (function.name,))
+                if helper is not None:
+                    keys |= self.helper_keys(helper, seen + (function.name,))
+        return keys
+
+    @staticmethod
+    def result_argument(call, helper):
+        """The argument a call passes for the helper's parameter named `result`."""
+        names = [a.arg for a in helper.args.args if a.arg != "self"]
+        for keyword in call.keywords:
+            if keyword.arg == "result":
+                return keyword.value
+        if "result" in names and names.index("result") < len(call.args):
+            return call.args[names.index("result")]
+        raise Unresolvable("%s() is given no result at line %d" % (helper.name, call.lineno))
 
     def of_expression(self, node, scope):
         if isinstance(node, ast.Dict):
@@ -128,8 +214,8 @@ class ResultKeys:
                 else:
                     raise Unresolvable("non-constant key at line %d" % key.lineno)
             return keys
-        if isinstance(node, ast.Call) and isinstance(node.func, ast.Name):
-            if node.func.id == "dict":
+        if isinstance(node, ast.Call) and self.callee(node):
+            if isinstance(node.func, ast.Name) and node.func.id == "dict":
                 keys = set()
                 for argument in node.args:
                     keys |= self.of_expression(argument, scope)
@@ -139,7 +225,7 @@ class ResultKeys:
                     else:
                         keys.add(keyword.arg)
                 return keys
-            function = self.function(node.func.id)
+            function = self.function(self.callee(node))
             keys = set()
             for child in ast.walk(function):
                 if isinstance(child, ast.Return) and child.value is not None:
@@ -162,7 +248,7 @@ class ResultKeys:
                 keys.add(node.target.slice.value)
             elif isinstance(node, ast.Call) and isinstance(node.func, ast.Attribute) \
                     and node.func.attr in ("update", "setdefault") \
-                    and isinstance(node.func.value, ast.Name) and node.func.value.id == name:
+                    and self.is_name(node.func.value, name):
                 if node.func.attr == "setdefault":
                     keys.add(node.args[0].value)
                     continue
@@ -172,23 +258,41 @@ class ResultKeys:
         return keys
 
     @staticmethod
-    def is_item_of(target, name):
-        return (isinstance(target, ast.Subscript) and isinstance(target.value, ast.Name)
-                and target.value.id == name and isinstance(target.slice, ast.Constant)
+    def is_name(node, name):
+        """`name` or `<anything>.name` (a dict kept on an object: self.result)."""
+        return (isinstance(node, ast.Name) and node.id == name) or \
+            (isinstance(node, ast.Attribute) and node.attr == name)
+
+    @classmethod
+    def is_item_of(cls, target, name):
+        return (isinstance(target, ast.Subscript) and cls.is_name(target.value, name)
+                and isinstance(target.slice, ast.Constant)
                 and isinstance(target.slice.value, str))
 
     def keys(self):
         keys = set()
+        helper_added = set()
         for node in ast.walk(self.tree):
-            if isinstance(node, ast.Call) and isinstance(node.func, ast.Attribute) \
-                    and node.func.attr == "exit_json":
+            if not isinstance(node, ast.Call):
+                continue
+            name = self.callee(node)
+            if isinstance(node.func, ast.Attribute) and name == "exit_json":
                 self.exit_calls += 1
                 for keyword in node.keywords:
                     if keyword.arg is None:
                         keys |= self.of_expression(keyword.value, self.tree)
                     else:
                         keys.add(keyword.arg)
-        return keys
+                continue
+            helper = self.ending_helper(name)
+            if helper is not None:
+                self.exit_calls += 1
+                keys |= self.of_expression(self.result_argument(node, helper), self.tree)
+                helper_added |= self.helper_keys(helper)
+        for key, method in self.CONDITIONAL_KEYS.items():
+            if ".%s(" % method not in self.source:
+                helper_added.discard(key)
+        return keys | helper_added
 
 
 def test_result_key_walker_on_a_sample():
@@ -215,6 +319,24 @@ def finish(module, result):
     walker = ResultKeys(source)
     assert walker.keys() == set("abcdefghijk") | {"changed"}  # not "nested": a key of a value
     assert walker.exit_calls == 2
+
+
+def test_result_key_walker_follows_the_shared_report():
+    source = '''
+def work(report, result):
+    result["a"] = 1
+
+def main(module):
+    report = Report(module)
+    result = dict(changed=False)
+    report.run(lambda: work(report, result), result, explain_error)
+'''
+    walker = ResultKeys(source)
+    assert walker.keys() == {"changed", "a", "steps", "timings"}
+    assert walker.exit_calls == 1
+    # diff only when the module declares its changes
+    walker = ResultKeys(source + "\ndef more(report):\n    report.changes(1, 2)\n")
+    assert walker.keys() == {"changed", "a", "steps", "timings", "diff"}
 
 
 # The tests -----------------------------------------------------------------------------------------
@@ -307,7 +429,7 @@ def test_examples_use_the_fqcn_and_existing_options(name, argument_spec):
         assert set(args) <= set(spec), sorted(set(args) - set(spec))
         assert required <= set(args), sorted(required - set(args))
         for option, value in args.items():
-            if spec[option].get("type") == "dict":
+            if spec[option].get("type") == "dict" and not isinstance(value, str):  # str: a template
                 suboptions = spec[option]["options"]
                 assert set(value) <= set(suboptions), (option, sorted(set(value) - set(suboptions)))
                 assert {k for k, v in suboptions.items() if v.get("required")} <= set(value), option

@@ -24,6 +24,17 @@ def test_pg_conn_maps_inventory_variables_and_drops_empty_ones():
                                   "password": "secret"}
 
 
+def test_pg_conn_builds_exactly_the_modules_connection_shape():
+    from ansible_collections.failsafe.datastores.plugins.filter.pg_conn import _FIELDS
+    from ansible_collections.failsafe.datastores.plugins.module_utils._postgres_connection import (
+        PEER_SPEC,
+    )
+
+    every = dict(("failsafe_pg_%s" % key, "x") for key in PEER_SPEC)
+    assert sorted(pg_conn(every)) == sorted(PEER_SPEC)
+    assert sorted(key for dummy, key in _FIELDS) == sorted(PEER_SPEC)
+
+
 def test_pg_conn_adds_the_name_on_request():
     assert pg_conn(HOST_VARS, with_name=True)["name"] == "pg-us-east"
 

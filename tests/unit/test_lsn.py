@@ -1,7 +1,7 @@
 # -*- coding: utf-8 -*-
 # Copyright: failsafe.datastores contributors
 # GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
-"""LSN arithmetic of module_utils/_postgres.py (the numbers every failover decision rests on)."""
+"""LSN arithmetic of module_utils/_postgres_facts.py (the numbers every failover decision rests on)."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ import datetime
 
 import pytest
 
-from ansible_collections.failsafe.datastores.plugins.module_utils._postgres import (
+from ansible_collections.failsafe.datastores.plugins.module_utils._postgres_facts import (
     int_to_lsn,
     lsn_at_least,
     lsn_diff,

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import pytest
 
-from ansible_collections.failsafe.datastores.plugins.module_utils._postgres import PostgresError
+from ansible_collections.failsafe.datastores.plugins.module_utils._postgres_connection import PostgresError
 from ansible_collections.failsafe.datastores.plugins.modules.postgresql_switchover import PLAN, checks
 
 P_ADDR, S_ADDR = "10.0.1.10:5432", "10.0.2.10:5432"

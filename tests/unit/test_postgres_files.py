@@ -1,7 +1,7 @@
 # -*- coding: utf-8 -*-
 # Copyright: failsafe.datastores contributors
 # GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
-"""libpq connection strings and postgresql.auto.conf (module_utils/_pg_files.py).
+"""libpq connection strings and postgresql.auto.conf (module_utils/_postgres_files.py).
 
 Two independent references keep the tests honest:
 - libpq's own parser (psycopg.conninfo.conninfo_to_dict calls PQconninfoParse), for conninfo;
@@ -18,7 +18,7 @@ import stat
 import pytest
 from psycopg.conninfo import conninfo_to_dict
 
-from ansible_collections.failsafe.datastores.plugins.module_utils._pg_files import (
+from ansible_collections.failsafe.datastores.plugins.module_utils._postgres_files import (
     AUTO_CONF_HEADER,
     conninfo_string,
     merge_settings,
