@@ -355,3 +355,9 @@ class PostgresWitness(PostgresNode):
     @property
     def name(self) -> str:
         return f"postgresql-{self.site}"
+
+    def inventory_vars(self) -> dict:
+        # The run lock lives here, reachable from every controller (AWX nodes).
+        return {**super().inventory_vars(),
+                "failsafe_lock_backend": "postgresql",
+                "failsafe_lock_host": f"pg-{self.site}"}

@@ -17,7 +17,7 @@ description:
     (C(preflight), C(lock), C(fence), C(change), C(promote), C(dns), C(traffic), C(verify),
     C(rejoin), C(report)) or their role, and keeps the step timings and data-loss figures the
     collection's modules return (never their arguments).
-  - At the end it writes C(<playbook>-<UTC time>.json) and C(.html) into the report directory
+  - At the end it writes C(run-<playbook>-<UTC time>.json) and C(.html) into the report directory
     the run, its phases and tasks, per store the write outage and the data lost (from the
     roles' C(set_stats) records, so both agree), the application downtime, the time the run
     took against the RTO target, and the post-incident checklist as the last section.
@@ -133,7 +133,7 @@ class CallbackModule(CallbackBase):
         report = build_report(self.recorder)
         stamp = time.strftime("%Y%m%dT%H%M%SZ", time.gmtime(self.recorder.run["started"]))
         name = os.path.splitext(self.recorder.run["playbook"] or "run")[0]
-        base = os.path.join(directory, "%s-%s%s" % (
+        base = os.path.join(directory, "run-%s-%s%s" % (
             name, stamp, "-check" if self.recorder.run["check_mode"] else ""))
         try:
             if not os.path.isdir(directory):

@@ -100,7 +100,7 @@ EXAMPLES = r'''
   failsafe.datastores.postgresql_failover:
     nodes: "{{ groups['postgresql'] | map('extract', hostvars)
                | map('failsafe.datastores.pg_conn', with_name=true) | list }}"
-    candidates: "{{ groups['us_west'] }}"
+    candidates: "{{ groups['us-west'] }}"
     accept_data_loss: true
 '''
 

@@ -45,7 +45,7 @@ def assert_east_primary_west_standby(pair):
 
 
 def test_switchover_check_mode_reports_and_changes_nothing(pg_pair, run_playbook):
-    runner = run_playbook(SWITCHOVER, limit="us_west", check=True, diff=True)
+    runner = run_playbook(SWITCHOVER, limit="us-west", check=True, diff=True)
     assert runner.status == "successful", runner.stdout_text
     planned = task_results(runner, SWITCH_TASK)
     assert planned and planned[0]["changed"] and planned[0]["switched"]
@@ -61,7 +61,7 @@ def test_switchover_loses_nothing_rejoins_and_is_idempotent(pg_pair, run_playboo
                     pg_pair.east.user, pg_pair.east.password, run_id=f"it-{time.time()}")
     writer.start()
     try:
-        runner = run_playbook(SWITCHOVER, limit="us_west",
+        runner = run_playbook(SWITCHOVER, limit="us-west",
                               extravars={"postgresql_switchover_report_dir": str(tmp_path)})
         time.sleep(0.5)
     finally:
@@ -86,7 +86,7 @@ def test_switchover_loses_nothing_rejoins_and_is_idempotent(pg_pair, run_playboo
     row = pg_pair.insert(pg_pair.west, "after switchover")
     assert pg_pair.wait_row(pg_pair.east, row)
 
-    again = run_playbook(SWITCHOVER, limit="us_west")
+    again = run_playbook(SWITCHOVER, limit="us-west")
     assert again.status == "successful", again.stdout_text
     assert changed_tasks(again) == [], "a second run must change nothing"
     assert task_results(again, SWITCH_TASK)[0]["already_switched"]
@@ -94,7 +94,7 @@ def test_switchover_loses_nothing_rejoins_and_is_idempotent(pg_pair, run_playboo
 
 def test_switchover_refused_when_the_primary_is_down(pg_pair, run_playbook):
     pg_pair.crash(pg_pair.east)
-    runner = run_playbook(SWITCHOVER, limit="us_west")
+    runner = run_playbook(SWITCHOVER, limit="us-west")
     assert runner.status == "failed"
     messages = " ".join(f.get("msg", "") for f in failures(runner))
     assert "Unreachable nodes: ['pg-us-east']" in messages
@@ -103,7 +103,7 @@ def test_switchover_refused_when_the_primary_is_down(pg_pair, run_playbook):
 
 
 def test_failover_refused_while_the_primary_is_writable(pg_pair, run_playbook):
-    runner = run_playbook(FAILOVER, limit="us_west")
+    runner = run_playbook(FAILOVER, limit="us-west")
     assert runner.status == "failed"
     messages = " ".join(f.get("msg", "") for f in failures(runner))
     assert "pg-us-east answers as a writable primary" in messages
@@ -116,7 +116,7 @@ def test_failover_promotes_records_the_loss_estimate_and_rejoins(pg_pair, run_pl
     pg_pair.wait_replayed()
     pg_pair.crash(pg_pair.east)
     budget = {"postgresql_failover_max_data_loss_seconds": 60}
-    runner = run_playbook(FAILOVER, limit="us_west", extravars=budget)
+    runner = run_playbook(FAILOVER, limit="us-west", extravars=budget)
     assert runner.status == "successful", runner.stdout_text
 
     promoted = task_results(runner, PROMOTE_TASK)[0]
@@ -139,7 +139,7 @@ def test_failover_promotes_records_the_loss_estimate_and_rejoins(pg_pair, run_pl
     row = pg_pair.insert(pg_pair.west, "after failover")
     assert pg_pair.wait_row(pg_pair.east, row)
 
-    again = run_playbook(FAILOVER, limit="us_west", extravars=budget)
+    again = run_playbook(FAILOVER, limit="us-west", extravars=budget)
     assert again.status == "successful", again.stdout_text
     assert changed_tasks(again) == [], "a second run must change nothing"
     repeated = task_results(again, PROMOTE_TASK)[0]
@@ -151,7 +151,7 @@ def test_failover_promotes_records_the_loss_estimate_and_rejoins(pg_pair, run_pl
 
 def test_failover_without_a_loss_budget_is_refused(pg_pair, run_playbook):
     pg_pair.crash(pg_pair.east)
-    runner = run_playbook(FAILOVER, limit="us_west")
+    runner = run_playbook(FAILOVER, limit="us-west")
     assert runner.status == "failed"
     messages = " ".join(f.get("msg", "") for f in failures(runner))
     assert "postgresql_failover_max_data_loss_seconds" in messages
@@ -161,7 +161,7 @@ def test_failover_without_a_loss_budget_is_refused(pg_pair, run_playbook):
 
 
 def test_playbook_output_never_shows_a_secret(pg_pair, run_playbook, lab_secrets):
-    runner = run_playbook(SWITCHOVER, limit="us_west", check=True, verbosity=3)
+    runner = run_playbook(SWITCHOVER, limit="us-west", check=True, verbosity=3)
     assert runner.status == "successful", runner.stdout_text
     dumped = json.dumps(list(runner.events))
     for secret in lab_secrets:

@@ -49,6 +49,8 @@ from lab.core import pid_alive
 from lab.tls import write_ca
 
 KINDS = (lab_pg.PostgresNode.kind,)
+# The playbooks take their run lock on the witness server (the lab inventory's lock store).
+PLAYBOOK_KINDS = KINDS + (lab_pg.PostgresWitness.kind,)
 ADMIN_USER = lab_pg.ADMIN_USER
 ADMIN_PASSWORD = lab_pg.ADMIN_PASSWORD
 
@@ -173,7 +175,7 @@ class PgPair:
     """The canonical pair (us-east primary, us-west standby) and verification helpers."""
 
     def __init__(self, env) -> None:
-        env.ensure_started(KINDS)
+        env.ensure_started(PLAYBOOK_KINDS)
         self.env = env
         self.east = PgNode.of(node(env, "us-east"))
         self.west = PgNode.of(node(env, "us-west"))
@@ -376,7 +378,7 @@ def _ppid(proc_dir: Path):
 @pytest.fixture
 def pg_pair(lab_env):
     """The canonical PostgreSQL pair, reset only when a previous test left it otherwise."""
-    lab_env.ensure_started(KINDS)
+    lab_env.ensure_started(PLAYBOOK_KINDS)
     lab_env.ensure_canonical()
     pair = PgPair(lab_env)
     pair.query(pair.east, CHECK_TABLE_DDL)
