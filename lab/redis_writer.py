@@ -122,6 +122,11 @@ class RedisWriter:
         with self._lock:
             return list(self.acked), list(self.ack_times)
 
+    def acked_since(self, moment: float) -> bool:
+        """Whether a write was acknowledged after `moment` (monotonic)."""
+        with self._lock:
+            return bool(self.ack_times) and self.ack_times[-1] > moment
+
     def max_gap(self, start: float | None = None, end: float | None = None) -> float:
         """Longest time without an acknowledged write, between start and end (monotonic)."""
         _ids, times = self.snapshot()

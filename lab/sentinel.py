@@ -70,6 +70,13 @@ sentinel parallel-syncs {MASTER_NAME} 1
         self.spawn(["redis-sentinel", str(self.config_file)])
         self.wait_listening()
         self.wait_known()
+        # The last one started waits until the earlier ones have heard of it too: the lab is up
+        # when every Sentinel knows every other (quorum and failover authorization reachable).
+        everyone = self.lab.of_kind(self.kind)
+        if self is everyone[-1]:
+            for other in everyone[:-1]:
+                if other.running():
+                    other.wait_known()
 
     def wait_known(self, timeout: float = 30.0) -> None:
         """Blocks until this Sentinel sees the master's replicas and the Sentinels started

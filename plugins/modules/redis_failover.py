@@ -184,7 +184,9 @@ sentinel:
     - C(method), C(before) (the summary of M(failsafe.datastores.redis_replication_info)'s
       C(sentinel) - C(masters), C(agreed_master), C(reachable), C(total), C(quorum_ok),
       C(failover_in_progress)), C(answers) (the master address each Sentinel gives after the
-      module) and C(agreed) (every reachable Sentinel answers the new master). Null without
+      module), C(agreed) (every reachable Sentinel answers the new master) and, in emergency
+      mode, C(waited_for_sentinel_failover) (a failover Sentinel had started by itself was
+      waited for, up to O(sentinel_timeout), before judging the result). Null without
       O(sentinels).
   returned: always
   type: dict
@@ -701,8 +703,16 @@ def run_emergency(module, params, result, timer, progress):
     try:
         r = node_facts(rconn, replica)
         view = sentinel_view(params["sentinels"], params["master_name"]) if params["sentinels"] else None
+        waited = False
+        if view is not None and view["failover_in_progress"]:
+            # Sentinel is already doing what we came for: let it finish, then judge the result.
+            view = wait_sentinel_failover(params)
+            r = node_facts(rconn, replica)
+            waited = True
         result["new_master"].update(role_before=r["role"])
         result["sentinel"] = sentinel_result(params, view)
+        if result["sentinel"] is not None:
+            result["sentinel"]["waited_for_sentinel_failover"] = waited
         verdict = emergency_checks(params, old, r, view)
         result["estimated_loss"] = loss_estimate(r, view)
         if verdict == "done":
@@ -737,6 +747,16 @@ def run_emergency(module, params, result, timer, progress):
         timer.mark("persisted")
     finally:
         rconn.close()
+
+
+def wait_sentinel_failover(params):
+    """Wait until no Sentinel reports a failover in progress; returns the view then."""
+    deadline = time.monotonic() + params["sentinel_timeout"]
+    while True:
+        view = sentinel_view(params["sentinels"], params["master_name"])
+        if not view["failover_in_progress"] or time.monotonic() > deadline:
+            return view
+        time.sleep(0.05)
 
 
 def sentinel_promote(params, view, rconn, target, timer, result):
