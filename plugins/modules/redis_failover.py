@@ -212,7 +212,9 @@ timings:
       replica is master), C(failover) (pause until the old master is a replica), C(sentinel) (new master writable
       until every Sentinel answers it), C(sentinel_clients_unavailable) (the pause until every
       Sentinel answers the new master - the outage of a client that asks Sentinel),
-      C(persist) and C(total) are the parts. Null for a step that did not run.
+      C(persist), C(sentinel_quorum) (V(remonitor) - until the Sentinels know each other again
+      and the quorum is reachable, about 2 s; clients are served meanwhile) and C(total) are
+      the parts. Null for a step that did not run.
   returned: always
   type: dict
   sample: {"checks": 0.03, "catchup": 0.002, "handover": 0.06, "failover": 0.062,
@@ -260,6 +262,7 @@ STEPS = (
     ("sentinel", "writable", "sentinels_agree"),
     ("sentinel_clients_unavailable", "pause_start", "sentinels_agree"),
     ("persist", "sentinels_agree", "persisted"),
+    ("sentinel_quorum", "persisted", "quorum_restored"),
 )
 
 POLL = 0.001
@@ -687,6 +690,9 @@ def run_planned(module, params, result, timer, progress):
                 if persist(conn, peer, node_facts(conn, peer)):
                     result["persisted"].append(describe(peer))
         timer.mark("persisted")
+        if view is not None and params["sentinel_method"] == "remonitor":
+            wait_quorum_restored(params, view)
+        timer.mark("quorum_restored")
     finally:
         mconn.close()
         rconn.close()
@@ -749,6 +755,26 @@ def run_emergency(module, params, result, timer, progress):
         rconn.close()
 
 
+def wait_quorum_restored(params, before):
+    """After SENTINEL REMOVE/MONITOR the Sentinels have forgotten each other and find each other
+    again through hello messages (every 2 s): wait until each knows as many others as before
+    and the quorum is reachable, so that Sentinel could fail the new master over by itself."""
+    wanted = dict((v["address"], v["other_sentinels"] or 0) for v in before["sentinels"])
+    deadline = time.monotonic() + params["sentinel_timeout"]
+    while True:
+        view = sentinel_view(params["sentinels"], params["master_name"])
+        known = dict((v["address"], v["other_sentinels"] or 0) for v in view["sentinels"])
+        if view["quorum_ok"] and all(known.get(a, 0) >= n for a, n in wanted.items()):
+            return view
+        if time.monotonic() > deadline:
+            raise RedisModuleError(
+                "every Sentinel answers the new master, but they have not found each other again "
+                "within sentinel_timeout=%ss (other Sentinels known: %s, before: %s): until they "
+                "do, Sentinel cannot fail over by itself. Check the Sentinels' logs (announce-ip, "
+                "network)" % (params["sentinel_timeout"], known, wanted))
+        time.sleep(0.05)
+
+
 def wait_sentinel_failover(params):
     """Wait until no Sentinel reports a failover in progress; returns the view then."""
     deadline = time.monotonic() + params["sentinel_timeout"]
@@ -759,18 +785,44 @@ def wait_sentinel_failover(params):
         time.sleep(0.05)
 
 
+def ask_sentinels_to_fail_over(params, reachable):
+    """SENTINEL FAILOVER on the reachable Sentinels in turn until one accepts.
+
+    A Sentinel that has not yet seen the master go down refreshes its replicas' INFO only every
+    10 s and answers NOGOODSLAVE while what it knows is older than 5 s; another Sentinel, or the
+    same a moment later, accepts. INPROG means one is already failing over: that is accepted.
+    """
+    deadline = time.monotonic() + params["sentinel_timeout"]
+    answers = {}
+    while True:
+        for peer in reachable:
+            conn, _reason = try_connect(peer, what="Sentinel")
+            if conn is None:
+                continue
+            try:
+                conn.execute_command("SENTINEL", "FAILOVER", params["master_name"])
+                return describe(peer)
+            except redis.exceptions.ResponseError as exc:
+                if str(exc).upper().startswith("INPROG"):
+                    return describe(peer)
+                answers[describe(peer)] = str(exc)
+            finally:
+                conn.close()
+        if time.monotonic() > deadline:
+            raise RedisModuleError(
+                "no Sentinel accepted SENTINEL FAILOVER %s within sentinel_timeout=%ss: %s. "
+                "Nothing was promoted" % (params["master_name"], params["sentinel_timeout"],
+                                          answers))
+        time.sleep(0.2)
+
+
 def sentinel_promote(params, view, rconn, target, timer, result):
     """Emergency with Sentinels: SENTINEL FAILOVER, wait for the replica's promotion and for
     every Sentinel to answer it."""
     replica = params["replica"]
     reachable = [p for p, v in zip(params["sentinels"], view["sentinels"]) if v["reachable"]]
     if view["masters"] and not any(same_node(m, replica) for m in view["masters"]):
-        conn = connect(reachable[0], what="Sentinel")
-        try:
-            command(conn, reachable[0], "SENTINEL", "FAILOVER", params["master_name"],
-                    what="Sentinel")
-        finally:
-            conn.close()
+        ask_sentinels_to_fail_over(params, reachable)
     deadline = time.monotonic() + params["sentinel_timeout"]
     while role_of(rconn, replica) != "master":
         if time.monotonic() > deadline:
