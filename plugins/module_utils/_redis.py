@@ -204,11 +204,27 @@ def try_connect(peer, what="Redis"):
     return conn, None
 
 
+def reopened_once(call):
+    """call(), and once more if the server had closed our connection.
+
+    Sentinel ends every client connection of an instance it reconfigures (CLIENT KILL TYPE
+    normal), and the old master drops its clients when it becomes a replica: the next command
+    on such a connection fails although the server is fine. redis-py reopens the connection on
+    the next call; this is the one retry the helpers make (retries are otherwise off).
+    """
+    try:
+        return call()
+    except redis.exceptions.ConnectionError as exc:
+        if is_auth_error(exc):
+            raise
+        return call()
+
+
 def command(conn, peer, *args, **kwargs):
     """Run one command; a redis-py error becomes a RedisModuleError naming the server."""
     what = kwargs.pop("what", "Redis")
     try:
-        return conn.execute_command(*args, **kwargs)
+        return reopened_once(lambda: conn.execute_command(*args, **kwargs))
     except redis.exceptions.RedisError as exc:
         raise RedisModuleError(explain_error(peer, exc, what) + " (command %s)" % " ".join(
             str(a) for a in args[:2]))
@@ -276,7 +292,7 @@ def parse_replication(info):
 def node_facts(conn, peer):
     """Role, link, offsets and replicas of one Redis node, plus what the failover needs."""
     try:
-        replication = conn.info("replication")
+        replication = reopened_once(lambda: conn.info("replication"))
         server = conn.info("server")
     except redis.exceptions.RedisError as exc:
         raise RedisModuleError(explain_error(peer, exc))

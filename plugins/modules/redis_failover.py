@@ -243,6 +243,7 @@ from ansible_collections.failsafe.datastores.plugins.module_utils._redis import 
     persist,
     points_at,
     redis,
+    reopened_once,
     replica_entry,
     replica_lag_bytes,
     same_node,
@@ -486,7 +487,7 @@ def wait_handover(params, mconn, rconn, timer):
             timer.mark("writable")
             writable = True
         if not demoted:
-            info = mconn.info("replication")
+            info = reopened_once(lambda: mconn.info("replication"))
             state, role = info.get("master_failover_state", "no-failover"), info.get("role")
             if state == "no-failover":
                 if role == "master":
