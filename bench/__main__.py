@@ -241,7 +241,7 @@ def print_tables(sw: dict | None, fo: dict | None) -> None:
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m bench", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--only", choices=["switchover", "failover"],
+    parser.add_argument("--only", choices=["switchover", "failover", "redis"],
                         help="run one benchmark (only its JSON file is written)")
     parser.add_argument("--switchover-runs", type=int, default=5)
     parser.add_argument("--hand-runs", type=int, default=5)
@@ -252,7 +252,12 @@ def main(argv: list[str] | None = None) -> int:
                              "logs (implies --keep-logs; adds a little overhead)")
     parser.add_argument("--keep-logs", action="store_true",
                         help="keep the playbook logs and reports (kept anyway on failure)")
+    from bench import redis as redis_bench
+
+    redis_bench.add_arguments(parser)
     args = parser.parse_args(argv)
+    if args.only == "redis":
+        return redis_bench.main(args=args)
 
     configure_env()
     from lab import inventory as lab_inventory
@@ -296,6 +301,8 @@ def main(argv: list[str] | None = None) -> int:
             lab.down()
         except Exception as exc:  # noqa: BLE001
             log(f"lab down failed: {exc}")
+    if ok and args.only is None:
+        ok = redis_bench.main(args=args) == 0
     if ok:
         print_tables(sw, fo)
         print(f"\ntotal bench time {time.monotonic() - bench_started:.0f} s")

@@ -127,18 +127,24 @@ class RedisWriter:
         with self._lock:
             return bool(self.ack_times) and self.ack_times[-1] > moment
 
-    def max_gap(self, start: float | None = None, end: float | None = None) -> float:
-        """Longest time without an acknowledged write, between start and end (monotonic)."""
-        _ids, times = self.snapshot()
+    def max_gap(self, start: float | None = None, end: float | None = None,
+                exclude=()) -> float:
+        """Longest time without an acknowledged write, between start and end (monotonic).
+
+        `exclude`: sequence numbers not to count (acknowledged writes that were lost: the
+        application had them acknowledged, but they are gone)."""
+        ids, times = self.snapshot()
+        if exclude:
+            excluded = set(exclude)
+            times = [t for i, t in zip(ids, times) if i not in excluded]
         points = [t for t in times if (start is None or t >= start) and (end is None or t <= end)]
         if start is not None:
             before = [t for t in times if t < start]
-            if before:
-                points.insert(0, before[-1])
+            points.insert(0, before[-1] if before else start)
         if end is not None:
             after = [t for t in times if t > end]
-            if after:
-                points.append(after[0])
+            # No write after the window: the outage lasts at least until its end.
+            points.append(after[0] if after else end)
         return max((b - a for a, b in zip(points, points[1:])), default=0.0)
 
     def verify(self, conn) -> RedisWriterReport:
@@ -149,8 +155,8 @@ class RedisWriter:
             chunk = ids[start:start + 5000]
             present = conn.smismember(self.run_key, chunk)
             missing.extend(i for i, ok in zip(chunk, present) if not ok)
-        return RedisWriterReport(self.name, len(ids), self.failures, self.max_gap(), len(missing),
-                                 missing)
+        return RedisWriterReport(self.name, len(ids), self.failures, self.max_gap(exclude=missing),
+                                 len(missing), missing)
 
 
 @contextmanager

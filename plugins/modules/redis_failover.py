@@ -34,8 +34,10 @@ description:
     does not answer at all, the replica's own link to its master is down, a Sentinel quorum is
     reachable (with O(sentinels)), and the estimated loss window is within
     O(max_data_loss_seconds) (or O(accept_data_loss=true)). With Sentinels it asks them to fail
-    over (C(SENTINEL FAILOVER)), so that their configuration epochs stay authoritative; without,
-    it runs C(REPLICAOF NO ONE)."
+    over (C(SENTINEL FAILOVER), each Sentinel in turn until one accepts), so that their
+    configuration epochs stay authoritative, and waits until every Sentinel answers the new
+    master; a failover Sentinel already started by itself is waited for first. Without
+    Sentinels it runs C(REPLICAOF NO ONE)."
   - C(SENTINEL FAILOVER) alone is never used for a planned failover - the old master keeps
     accepting writes until Sentinel converts it about 10 s later, and a client still connected
     to it loses them (FIELD-NOTES measured 56-180 thousand acknowledged writes per trial).
