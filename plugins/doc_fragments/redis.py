@@ -51,7 +51,9 @@ notes:
     MASTER = r'''
 options:
   master:
-    description: Connection to the current master. Required for O(mode=planned); optional for O(mode=emergency), where it is probed to make sure it is really gone.
+    description:
+      - Connection to the current master. Required for O(mode=planned); optional for
+        O(mode=emergency), where it is probed to make sure it is really gone.
     type: dict
     suboptions:
       host:
@@ -66,10 +68,14 @@ options:
         description: ACL user to authenticate as; empty for the default user (C(requirepass)).
         type: str
       password:
-        description: Password of O(master.username) (or C(requirepass)). Never returned or logged.
+        description:
+          - Password of O(master.username) (or C(requirepass)).
+          - Never returned or logged.
         type: str
       tls:
-        description: Connect with TLS. Unlike community.general's redis modules the default is a plain connection, which is what Redis listens on unless configured otherwise.
+        description:
+          - Connect with TLS. Unlike community.general's redis modules the default is a plain
+            connection, which is what Redis listens on unless configured otherwise.
         type: bool
         default: false
       ca_cert:
@@ -101,10 +107,14 @@ options:
         description: ACL user to authenticate as; empty for the default user (C(requirepass)).
         type: str
       password:
-        description: Password of O(replica.username) (or C(requirepass)). Never returned or logged.
+        description:
+          - Password of O(replica.username) (or C(requirepass)).
+          - Never returned or logged.
         type: str
       tls:
-        description: Connect with TLS. Unlike community.general's redis modules the default is a plain connection, which is what Redis listens on unless configured otherwise.
+        description:
+          - Connect with TLS. Unlike community.general's redis modules the default is a plain
+            connection, which is what Redis listens on unless configured otherwise.
         type: bool
         default: false
       ca_cert:
@@ -135,10 +145,14 @@ options:
         description: ACL user to authenticate as; empty for the default user (C(requirepass)).
         type: str
       password:
-        description: Password of O(replica_of.username) (or C(requirepass)). Never returned or logged.
+        description:
+          - Password of O(replica_of.username) (or C(requirepass)).
+          - Never returned or logged.
         type: str
       tls:
-        description: Connect with TLS. Unlike community.general's redis modules the default is a plain connection, which is what Redis listens on unless configured otherwise.
+        description:
+          - Connect with TLS. Unlike community.general's redis modules the default is a plain
+            connection, which is what Redis listens on unless configured otherwise.
         type: bool
         default: false
       ca_cert:
@@ -173,7 +187,9 @@ options:
         description: ACL user of the Sentinel, if it has one.
         type: str
       password:
-        description: Password of the Sentinel itself (its C(requirepass)), if it has one. Never returned or logged.
+        description:
+          - Password of the Sentinel itself (its C(requirepass)), if it has one.
+          - Never returned or logged.
         type: str
       tls:
         description: Connect to the Sentinel with TLS.

@@ -107,7 +107,7 @@ options:
   max_data_loss_seconds:
     description:
       - O(mode=emergency) - refuse when the master may have accepted writes this replica never
-        received for longer than this (RV(estimated_loss.window_seconds_at_most)).
+        received for longer than this (C(window_seconds_at_most) of RV(estimated_loss)).
     type: float
     default: 10
   accept_data_loss:
