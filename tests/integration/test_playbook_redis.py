@@ -78,3 +78,18 @@ def test_the_lock_is_released_when_the_failover_fails(redis_pair, run_playbook, 
     runner = run_playbook("playbooks/redis_failover.yml", limit="us-west",
                           extravars=extravars(tmp_path))
     assert runner.status == "successful", runner.stdout_text
+
+
+def test_emergency_by_playbook(redis_pair, run_playbook, tmp_path):
+    pair = redis_pair
+    pair.set_down_after(60_000)  # the playbook acts, not Sentinel's own detection
+    pair.crash(pair.east)
+    runner = run_playbook("playbooks/redis_failover.yml", limit="us-west",
+                          extravars=extravars(tmp_path, redis_failover_mode="emergency"))
+    assert runner.status == "successful", runner.stdout_text
+    record = stats(runner)["failsafe_redis_failover"]
+    assert record["mode"] == "emergency" and record["changed"] is True
+    assert record["old_master"]["reachable"] is False
+    assert record["estimated_loss"]["window_seconds_at_most"] is not None
+    assert pair.role(pair.west) == "master"
+    pair.wait_sentinels(pair.west)

@@ -179,3 +179,28 @@ def test_emergency_without_sentinel_and_the_loss_budget(redis_pair, run_module):
     assert not res.failed and res.changed and res["steps"][0].startswith("REPLICAOF NO ONE")
     assert res["estimated_loss"]["link_down_seconds"] >= 2
     assert pair.role(pair.west) == "master"
+
+
+def test_secrets_are_never_shown(redis_pair, run_module, lab_secrets):
+    pair = redis_pair
+    res = run_module("redis_failover", pair.failover_args(pair.east, pair.west), check=True,
+                     diff=True, verbosity=3)
+    assert res.changed
+    for secret in lab_secrets:
+        assert secret not in res.stdout
+
+
+def test_sentinel_step_completed_by_a_second_run(redis_pair, run_module):
+    """An interrupted run (the hand-over done, the Sentinels not told): running the module
+    again completes only the Sentinel step."""
+    pair = redis_pair
+    entry = pair.info(pair.east)["slave0"]
+    pair.client(pair.east).execute_command("FAILOVER", "TO", entry["ip"], entry["port"])
+    deadline = time.monotonic() + 10
+    while pair.role(pair.west) != "master" and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert set(pair.sentinel_answers().values()) == {pair.east.address}
+    res = run_module("redis_failover", pair.failover_args(pair.east, pair.west))
+    assert not res.failed and res.changed, res.msg
+    assert not any(step.startswith("CLIENT PAUSE") for step in res["steps"])
+    assert_master(pair, pair.west, pair.east)
