@@ -363,6 +363,13 @@ def planned_checks(params, master, replica, entry, view):
         if problem:
             raise RedisModuleError(problem + ". Nothing was changed")
         remonitor_refusal(params, view)
+        others = [e["address"] for e in master["replicas"] if e is not entry]
+        if params["sentinel_method"] == "failover" and others:
+            raise RedisModuleError(
+                "the master has other replicas (%s): with sentinel_method=failover Sentinel picks "
+                "the replica to promote itself and could demote %s again. Nothing was changed. "
+                "Use sentinel_method=remonitor, or set replica-priority 0 on the others"
+                % (", ".join(others), r_addr))
         downs = [v["down_after_milliseconds"] for v in view["sentinels"]
                  if v["down_after_milliseconds"]]
         if downs and params["pause_timeout"] >= min(downs):
@@ -402,6 +409,13 @@ def emergency_checks(params, old, replica, view):
     problem = sentinel_refusal(params, view, None)
     if problem:
         raise RedisModuleError(problem + ". Nothing was changed")
+    known = max([v.get("replicas") or 0 for v in (view or {}).get("sentinels", [])] or [0])
+    if known > 1:
+        raise RedisModuleError(
+            "the Sentinels know %d replicas of the lost master and pick the one to promote "
+            "themselves (replica-priority, then offset), perhaps not %s. Nothing was changed. "
+            "Set replica-priority 0 on the others, or let Sentinel fail over by itself"
+            % (known, r_addr))
     loss = loss_estimate(replica, view)
     window = loss["window_seconds_at_most"]
     if not params["accept_data_loss"]:

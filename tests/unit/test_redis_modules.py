@@ -243,6 +243,26 @@ def test_sentinel_refusals(sentinels, message):
         redis_failover.planned_checks(params(), m, r, entry, sentinels)
 
 
+def test_failover_method_refuses_other_replicas():
+    m = facts(dict(MASTER_INFO, slave1={"ip": "10.0.3.1", "port": 6379, "state": "online",
+                                         "offset": 1000, "lag": 0}), "10.0.1.1:6379")
+    r = facts(dict(REPLICA_INFO, slave_repl_offset=1000), "10.0.2.1:6379")
+    entry = _redis.replica_entry(m, R_PEER)
+    with pytest.raises(_redis.RedisModuleError, match="other replicas \\(10.0.3.1:6379\\)"):
+        redis_failover.planned_checks(params(sentinel_method="failover"), m, r, entry, view())
+    assert redis_failover.planned_checks(params(), m, r, entry, view()) == "switch"
+
+
+def test_emergency_refuses_when_sentinel_would_choose():
+    r = facts(dict(REPLICA_INFO, master_link_status="down", master_link_down_since_seconds=1),
+              "10.0.2.1:6379")
+    sentinels = view()
+    for v in sentinels["sentinels"]:
+        v["replicas"] = 2
+    with pytest.raises(_redis.RedisModuleError, match="know 2 replicas"):
+        redis_failover.emergency_checks(params(mode="emergency"), probe(False), r, sentinels)
+
+
 def test_failover_method_tolerates_one_sentinel_down():
     m, r, entry = pair(slave_repl_offset=1000)
     assert redis_failover.planned_checks(params(sentinel_method="failover"), m, r, entry,
