@@ -84,6 +84,23 @@ class RedisModuleError(Exception):
     """A failure already phrased for the operator: what was found and what to do."""
 
 
+def unexpected(exc):
+    """Last-resort wording of an error nobody mapped: its class and first line, no traceback."""
+    text = str(exc).strip().splitlines()
+    return "unexpected %s: %s" % (exc.__class__.__name__, text[0] if text else "(no message)")
+
+
+def with_state(msg, state):
+    """The message, then the state the failure leaves behind (unless the message says it)."""
+    msg = msg.strip()
+    if not state or state.lower() in msg.lower():
+        return msg
+    return "%s%s %s" % (msg, "" if msg.endswith(".") else ".", state)
+
+
+NOTHING_CHANGED = "Nothing was changed."
+
+
 def describe(peer):
     return "%s:%s" % (peer["host"], peer["port"])
 

@@ -252,7 +252,10 @@ from ansible_collections.failsafe.datastores.plugins.module_utils._redis import 
     sentinel_options,
     sentinel_view,
     try_connect,
+    unexpected,
     wait_sentinels_agree,
+    with_state,
+    NOTHING_CHANGED,
 )
 
 # Reported timings: (name, from mark, to mark); None is the start of the module.
@@ -624,14 +627,20 @@ def main():
             run_planned(module, params, result, timer, progress)
         else:
             run_emergency(module, params, result, timer, progress)
-    except RedisModuleError as exc:
-        state = ""
+    # No traceback ever reaches the operator: an error nobody mapped is worded too.
+    except Exception as exc:  # pylint: disable=broad-except
+        text = str(exc) if isinstance(exc, RedisModuleError) else unexpected(exc)
         if progress["promoted"]:
-            state = (" The new master %s takes writes; the Sentinels may still give clients the "
+            state = ("The new master %s takes writes; the Sentinels may still give clients the "
                      "old address: run this module again to complete the Sentinel step."
                      % describe(replica))
+        elif progress["paused"]:
+            state = ("Writes were paused and the pause was lifted; look at both nodes "
+                     "(redis_replication_info) before running it again.")
+        else:
+            state = NOTHING_CHANGED
         result["timings"] = timer.report(STEPS)
-        module.fail_json(msg=str(exc) + state, **result)
+        module.fail_json(msg=with_state(text, state), **result)
     finish(module, result, timer)
 
 

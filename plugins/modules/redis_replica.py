@@ -154,6 +154,7 @@ from ansible_collections.failsafe.datastores.plugins.module_utils._redis import 
     persist,
     points_at,
     same_node,
+    unexpected,
 )
 
 STEPS = (
@@ -245,9 +246,11 @@ def main():
             run(module, params, peer, conn, result, timer)
         finally:
             conn.close()
-    except RedisModuleError as exc:
+    # No traceback ever reaches the operator: an error nobody mapped is worded too.
+    except Exception as exc:  # pylint: disable=broad-except
+        text = str(exc) if isinstance(exc, RedisModuleError) else unexpected(exc)
         result["timings"] = timer.report(STEPS)
-        module.fail_json(msg=str(exc), **result)
+        module.fail_json(msg=text, **result)
     result["timings"] = timer.report(STEPS)
     module.exit_json(**result)
 

@@ -154,6 +154,7 @@ from ansible_collections.failsafe.datastores.plugins.module_utils._redis import 
     node_facts,
     sentinel_options,
     sentinel_view,
+    unexpected,
 )
 
 STEPS = (("node", None, "node"), ("sentinel", "node", "sentinel"))
@@ -180,8 +181,10 @@ def main():
         if params["sentinels"]:
             view = sentinel_view(params["sentinels"], params["master_name"])
         timer.mark("sentinel")
-    except RedisModuleError as exc:
-        module.fail_json(msg=str(exc), timings=timer.report(STEPS))
+    # No traceback ever reaches the operator: an error nobody mapped is worded too.
+    except Exception as exc:  # pylint: disable=broad-except
+        text = str(exc) if isinstance(exc, RedisModuleError) else unexpected(exc)
+        module.fail_json(msg=text, timings=timer.report(STEPS))
     result = dict(changed=False, sentinel=view, timings=timer.report(STEPS))
     result.update(facts)
     module.exit_json(**result)

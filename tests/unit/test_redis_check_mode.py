@@ -50,9 +50,14 @@ class ScriptedRedis:
     def info(self, section):
         return dict(SERVER) if section == "server" else dict(REPLICATION[self.address])
 
+    @staticmethod
+    def name(args):
+        if args[0] in ("SENTINEL", "CONFIG"):
+            return " ".join(str(a).upper() for a in args[:2])
+        return str(args[0]).upper()
+
     def execute_command(self, *args):
-        name = " ".join(str(a).upper() for a in args[:2]) if args[0] in ("SENTINEL", "CONFIG") \
-            else str(args[0]).upper()
+        name = self.name(args)
         self.sent.append((self.address, args))
         if name not in READS:
             raise AssertionError("check mode sent %s to %s" % (args, self.address))
@@ -83,7 +88,11 @@ def run_checked(name, args, capsys):
     with patch_module_args(dict(args, _ansible_check_mode=True, _ansible_diff=True)):
         with pytest.raises(SystemExit):
             mod.main()
-    return json.loads(capsys.readouterr().out)
+    result = json.loads(capsys.readouterr().out)
+    # The modules turn any exception into a failed result: a mutating command shows up here.
+    assert not result.get("failed"), result["msg"]
+    assert all(ScriptedRedis.name(args) in READS for _address, args in ScriptedRedis.sent)
+    return result
 
 
 def peer(address, **over):

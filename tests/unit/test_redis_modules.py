@@ -244,8 +244,8 @@ def test_sentinel_refusals(sentinels, message):
 
 
 def test_failover_method_refuses_other_replicas():
-    m = facts(dict(MASTER_INFO, slave1={"ip": "10.0.3.1", "port": 6379, "state": "online",
-                                         "offset": 1000, "lag": 0}), "10.0.1.1:6379")
+    other = {"ip": "10.0.3.1", "port": 6379, "state": "online", "offset": 1000, "lag": 0}
+    m = facts(dict(MASTER_INFO, slave1=other), "10.0.1.1:6379")
     r = facts(dict(REPLICA_INFO, slave_repl_offset=1000), "10.0.2.1:6379")
     entry = _redis.replica_entry(m, R_PEER)
     with pytest.raises(_redis.RedisModuleError, match="other replicas \\(10.0.3.1:6379\\)"):
