@@ -63,6 +63,7 @@ TARGET_SELECTING = (
     "postgresql_rejoin_node",
     "postgresql_rejoin_primary",
     "postgresql_unfence_node",
+    "redis_failover_target",
 )
 
 # Prefixes whose -e variables are checked: the collection's own and every role's.
