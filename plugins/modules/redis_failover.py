@@ -198,7 +198,8 @@ estimated_loss:
       replica's offset). Emergency mode - C(link_status), C(link_down_seconds),
       C(master_last_seen_by_sentinel_seconds_ago), C(replica_offset) and
       C(window_seconds_at_most) (an upper bound of the time the master may have accepted writes
-      this replica never received).
+      this replica never received). Once the replica is already the master (a previous run,
+      or Sentinel by itself) these are null - a master no longer knows what it missed.
   returned: always
   type: dict
 persisted:
