@@ -321,6 +321,10 @@ def remonitor_refusal(params, view):
 def planned_checks(params, master, replica, entry, view):
     """'switch', 'sentinel' (only the Sentinel step is missing) or 'done'; raises otherwise."""
     m_addr, r_addr = master["address"], replica["address"]
+    if master.get("run_id") and master.get("run_id") == replica.get("run_id"):
+        raise RedisModuleError(
+            "master and replica are the same server (%s and %s, run id %s): check the "
+            "inventory. Nothing was changed" % (m_addr, r_addr, master["run_id"]))
     if replica["role"] == "master":
         if master["role"] == "master":
             raise RedisModuleError(

@@ -269,6 +269,13 @@ def test_failover_method_tolerates_one_sentinel_down():
                                          view(reachable=2)) == "switch"
 
 
+def test_the_same_server_twice_is_refused():
+    m = dict(facts(MASTER_INFO, "10.0.1.1:6379"), run_id="abc")
+    r = dict(facts(MASTER_INFO, "redis-east:6379"), run_id="abc")
+    with pytest.raises(_redis.RedisModuleError, match="the same server"):
+        redis_failover.planned_checks(params(), m, r, None, None)
+
+
 def test_both_masters_is_split_brain():
     m = facts(MASTER_INFO, "10.0.1.1:6379")
     r = facts(dict(MASTER_INFO, slave0=None), "10.0.2.1:6379")
