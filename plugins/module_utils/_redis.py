@@ -93,7 +93,7 @@ def unexpected(exc):
 def with_state(msg, state):
     """The message, then the state the failure leaves behind (unless the message says it)."""
     msg = msg.strip()
-    if not state or state.lower() in msg.lower():
+    if not state or state.rstrip(".").lower() in msg.lower():
         return msg
     return "%s%s %s" % (msg, "" if msg.endswith(".") else ".", state)
 

@@ -48,7 +48,9 @@ class ScriptedRedis:
         pass
 
     def info(self, section):
-        return dict(SERVER) if section == "server" else dict(REPLICATION[self.address])
+        if section == "server":
+            return dict(SERVER, run_id="run-%s-%s" % self.address)
+        return dict(REPLICATION[self.address])
 
     @staticmethod
     def name(args):

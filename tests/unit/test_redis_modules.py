@@ -168,6 +168,12 @@ def test_noauth_is_an_auth_error():
     assert _redis.is_auth_error(exc) and not _redis.is_unreachable(exc)
 
 
+def test_the_state_is_said_once():
+    assert _redis.with_state("x failed. Nothing was changed", _redis.NOTHING_CHANGED) == \
+        "x failed. Nothing was changed"
+    assert _redis.with_state("x failed", _redis.NOTHING_CHANGED) == "x failed. Nothing was changed."
+
+
 @pytest.mark.parametrize("text", ["Error 111 connecting to 10.0.1.1:6379. Connection refused.",
                                   "Timeout connecting to server"])
 def test_connection_refused_is_unreachable(text):
