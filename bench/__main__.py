@@ -8,7 +8,11 @@ lab.writer.Writer:
   2. the hand-written fence / catch-up / promote procedure (psycopg, in this process)
   3. emergency failovers: kill -9 of the primary's postmaster + playbooks/postgresql_failover.yml
 
-Writes bench/results/switchover.json and bench/results/failover.json, prints a table, and
+Then (or alone with --only redis) bench/redis.py: planned Redis failovers by playbook and
+SENTINEL FAILOVER alone under a pinned and a Sentinel-aware writer, on a Redis-only bench lab.
+
+Writes bench/results/switchover.json, bench/results/failover.json and
+bench/results/redis_failover.json (only the selected one with --only), prints tables, and
 always stops the lab. See bench/README.md.
 """
 
