@@ -8,7 +8,11 @@ lab.writer.Writer:
   2. the hand-written fence / catch-up / promote procedure (psycopg, in this process)
   3. emergency failovers: kill -9 of the primary's postmaster + playbooks/postgresql_failover.yml
 
-Writes bench/results/switchover.json and bench/results/failover.json, prints a table, and
+Then (or alone with --only redis) bench/redis.py: planned Redis failovers by playbook and
+SENTINEL FAILOVER alone under a pinned and a Sentinel-aware writer, on a Redis-only bench lab.
+
+Writes bench/results/switchover.json, bench/results/failover.json and
+bench/results/redis_failover.json (only the selected one with --only), prints tables, and
 always stops the lab. See bench/README.md.
 """
 
@@ -242,7 +246,7 @@ def print_tables(sw: dict | None, fo: dict | None) -> None:
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m bench", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--only", choices=["switchover", "failover"],
+    parser.add_argument("--only", choices=["switchover", "failover", "redis"],
                         help="run one benchmark (only its JSON file is written)")
     parser.add_argument("--switchover-runs", type=int, default=5)
     parser.add_argument("--hand-runs", type=int, default=5)
@@ -253,7 +257,12 @@ def main(argv: list[str] | None = None) -> int:
                              "logs (implies --keep-logs; adds a little overhead)")
     parser.add_argument("--keep-logs", action="store_true",
                         help="keep the playbook logs and reports (kept anyway on failure)")
+    from bench import redis as redis_bench
+
+    redis_bench.add_arguments(parser)
     args = parser.parse_args(argv)
+    if args.only == "redis":
+        return redis_bench.main(args=args)
 
     configure_env()
     from lab import inventory as lab_inventory
@@ -297,6 +306,8 @@ def main(argv: list[str] | None = None) -> int:
             lab.down()
         except Exception as exc:  # noqa: BLE001
             log(f"lab down failed: {exc}")
+    if ok and args.only is None:
+        ok = redis_bench.main(args=args) == 0
     if ok:
         print_tables(sw, fo)
         print(f"\ntotal bench time {time.monotonic() - bench_started:.0f} s")

@@ -31,5 +31,21 @@ if ! grep -qs '^create_main_cluster' /etc/postgresql-common/createcluster.conf; 
   echo 'create_main_cluster = false' >> /etc/postgresql-common/createcluster.conf
 fi
 export DEBIAN_FRONTEND=noninteractive
+# Nor may a package start a service of its own (Debian's redis-server and redis-sentinel would
+# take 6379/26379 and run beside the lab's): invoke-rc.d asks policy-rc.d, and 101 means "not
+# allowed". A policy that is already there (containers have one) is left alone.
+added_policy=""
+if [ ! -e /usr/sbin/policy-rc.d ]; then
+  printf '#!/bin/sh\nexit 101\n' > /usr/sbin/policy-rc.d
+  chmod 755 /usr/sbin/policy-rc.d
+  added_policy=/usr/sbin/policy-rc.d
+fi
+trap 'if [ -n "$added_policy" ]; then rm -f "$added_policy"; fi' EXIT
 apt-get update -qq
 apt-get install -y -qq --no-install-recommends "${wanted[@]}" >/dev/null
+# Where systemd runs, the services stay disabled too, so that a reboot does not start them.
+if [ -d /run/systemd/system ]; then
+  for unit in redis-server redis-sentinel; do
+    systemctl disable --now "$unit" >/dev/null 2>&1 || true
+  done
+fi

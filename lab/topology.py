@@ -5,12 +5,14 @@ Imports core and the component files; core never imports this module.
 
 from __future__ import annotations
 
-from lab import postgresql
+from lab import postgresql, redis, sentinel
 from lab.core import Lab, LabConfig, Registry
 
 REGISTRY = Registry()
 REGISTRY.add(postgresql.replicated_pair)  # postgresql: primary us-east, standby us-west
 REGISTRY.add(postgresql.PostgresWitness.at("witness"))  # postgresql_witness: standalone
+REGISTRY.add(redis.replicated_pair)  # redis: master us-east, replica us-west
+REGISTRY.add(sentinel.sentinels)  # redis_sentinel: us-east, us-west, witness; quorum 2
 
 
 def make_lab(config: LabConfig | None = None, registry: Registry = REGISTRY) -> Lab:

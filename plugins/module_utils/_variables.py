@@ -32,6 +32,15 @@ INVENTORY_VARIABLES = (
     "failsafe_pg_bin_dir",
     "failsafe_pg_log_file",
     "failsafe_pg_slot_name",
+    "failsafe_redis_host",
+    "failsafe_redis_port",
+    "failsafe_redis_user",
+    "failsafe_redis_password",
+    "failsafe_redis_tls",
+    "failsafe_redis_ca_cert",
+    "failsafe_redis_connect_timeout",
+    "failsafe_redis_sentinel_password",
+    "failsafe_redis_master_name",
 )
 
 # For a whole run: inventory group_vars or -e.
@@ -54,6 +63,7 @@ TARGET_SELECTING = (
     "postgresql_rejoin_node",
     "postgresql_rejoin_primary",
     "postgresql_unfence_node",
+    "redis_failover_target",
 )
 
 # Prefixes whose -e variables are checked: the collection's own and every role's.

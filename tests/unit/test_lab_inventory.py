@@ -69,8 +69,9 @@ def test_inventory_hosts_match_the_lab(committed):
         assert host["failsafe_pg_port"] == postgresql.PostgresNode.default_ports["pg"]
         assert host["failsafe_pg_slot_name"] == postgresql.slot_name(region)
         assert host["failsafe_pg_data_dir"].startswith(default_state_dir() + "/")
-        # Every region is a group of its own, holding its host, named as users type it.
-        assert data["children"][region]["hosts"] == {"pg-%s" % region: None}
+        # Every region is a group of its own, holding its hosts, named as users type it.
+        assert data["children"][region]["hosts"] == {
+            "%s-%s" % (prefix, region): None for prefix in ("pg", "redis", "sentinel")}
 
 
 def test_inventory_follows_the_lab_config(tmp_path):
@@ -80,7 +81,8 @@ def test_inventory_follows_the_lab_config(tmp_path):
     assert host["failsafe_pg_host"] == "127.0.3.1" and host["failsafe_pg_port"] == 25432
     assert host["failsafe_pg_data_dir"] == str(tmp_path / "postgresql-eu-central" / "data")
     assert host["failsafe_pg_slot_name"] == "eu_central"
-    assert set(rendered["children"]) == {"eu-central", "eu_central", "postgresql", "witness"}
+    assert set(rendered["children"]) == {"eu-central", "eu_central", "postgresql", "witness",
+                                         "redis", "redis_sentinel"}
     witness = rendered["children"]["witness"]["hosts"]["pg-witness"]
     assert witness["failsafe_pg_host"] == "127.1.3.1" and witness["failsafe_pg_port"] == 25432
 
@@ -105,7 +107,8 @@ def test_region_aliases_are_parents_of_the_dashed_groups(committed):
 def test_region_without_a_dash_has_no_alias(tmp_path):
     config = LabConfig(state_dir=tmp_path, regions={"east": "127.0.3.1", "west": "127.0.4.1"})
     children = yaml.safe_load(inventory.dump(make_lab(config)))["all"]["children"]
-    assert children["east"] == {"hosts": {"pg-east": None}}
+    assert children["east"] == {"hosts": {"pg-east": None, "redis-east": None,
+                                          "sentinel-east": None}}
     assert "children" not in children["west"]
 
 
@@ -116,7 +119,8 @@ def test_limit_by_alias_and_by_dashed_name_selects_the_region(tmp_path):
 
     manager = InventoryManager(loader=DataLoader(), sources=[str(COMMITTED)])
     for pattern in ("us-west", "us_west"):
-        assert [h.name for h in manager.get_hosts(pattern)] == ["pg-us-west"]
+        assert [h.name for h in manager.get_hosts(pattern)] == [
+            "pg-us-west", "redis-us-west", "sentinel-us-west"]
     assert sorted(h.name for h in manager.get_hosts("postgresql")) == ["pg-us-east", "pg-us-west"]
 
 
