@@ -449,7 +449,9 @@ def summarise_sentinels(views):
         total=len(views),
         masters=masters,
         agreed_master=masters[0] if len(masters) == 1 and len(reachable) == len(views) else None,
-        quorum_ok=any(v["quorum_ok"] for v in reachable),
+        # CKQUORUM alone is not enough: a Sentinel counts its peers as usable until
+        # down-after-milliseconds has passed, so a majority of the Sentinels must answer us too.
+        quorum_ok=any(v["quorum_ok"] for v in reachable) and len(reachable) > len(views) // 2,
         failover_in_progress=any(v["failover_in_progress"] for v in reachable),
     )
 

@@ -20,8 +20,8 @@ def stats(runner) -> dict:
 
 
 def extravars(tmp_path, **more) -> dict:
-    # The test's own lock directory: never the one a demo run uses.
-    return dict({"failsafe_lock_path": str(tmp_path / "locks")}, **more)
+    # The test's own lock directory: never the lock store a demo run uses.
+    return dict({"failsafe_lock_backend": "file", "failsafe_lock_path": str(tmp_path / "locks")}, **more)
 
 
 def test_planned_failover_and_back(redis_pair, run_playbook, tmp_path, lab_secrets):

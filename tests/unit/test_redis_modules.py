@@ -388,3 +388,16 @@ def test_redis_conn_without_host():
 
     with pytest.raises(AnsibleFilterError, match="redis-x has no failsafe_redis_host"):
         redis_conn({"inventory_hostname": "redis-x"})
+
+
+def test_quorum_needs_a_majority_of_the_sentinels_to_answer():
+    """One Sentinel that answers CKQUORUM OK (its peers not yet flagged down) is no quorum when
+    two of three do not answer us."""
+    from ansible_collections.failsafe.datastores.plugins.module_utils._redis import summarise_sentinels
+
+    def view(reachable):
+        return dict(reachable=reachable, master="127.0.1.1:16379" if reachable else None,
+                    quorum_ok=True if reachable else None, failover_in_progress=False)
+
+    assert summarise_sentinels([view(True), view(False), view(False)])["quorum_ok"] is False
+    assert summarise_sentinels([view(True), view(True), view(False)])["quorum_ok"] is True

@@ -227,7 +227,8 @@ def canonical_problems(env) -> list[str]:
 def redis_pair(lab_env):
     """The canonical Redis pair with its three Sentinels, reset only when a previous test left
     it otherwise."""
-    lab_env.ensure_started(KINDS)
+    # The playbooks take their run lock on the PostgreSQL witness (the lab's lock store).
+    lab_env.ensure_started(KINDS + ("postgresql_witness",))
     lab_env.ensure_canonical()
     pair = RedisPair(lab_env)
     try:
