@@ -65,8 +65,8 @@ def pg_diagnosis(nodes, hostvars):
             "split_brain",
             "split brain: %s take writes at the same time. Decide which one keeps its writes "
             "and rejoin the other as its standby (its divergent WAL is kept aside); the "
-            "command below keeps %s" % (" and ".join("%s (%s)" % (h, _region(hv[h]))
-                                                      for h in writable), writable[0]),
+            "command below keeps %s" % (
+                " and ".join("%s (%s)" % (h, _region(hv[h])) for h in writable), writable[0]),
             _rejoin(writable[-1], writable[0]) + " -e postgresql_rejoin_force=true")
     if not writable:
         if fenced:

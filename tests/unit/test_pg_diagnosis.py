@@ -98,8 +98,8 @@ def test_nothing_answers():
 
 
 def test_failover_target_is_the_most_advanced_standby():
-    hostvars = dict(HOSTVARS, **{"pg-eu": {"failsafe_region": "eu-central",
-                                            "failsafe_pg_host": "10.0.3.1"}})
+    hostvars = dict(HOSTVARS)
+    hostvars["pg-eu"] = {"failsafe_region": "eu-central", "failsafe_pg_host": "10.0.3.1"}
     nodes = {"pg-us-east": down(),
              "pg-us-west": standby(status=None, received="0/1000000", replayed="0/1000000"),
              "pg-eu": standby(status=None, received="0/0", replayed="0/2000000")}

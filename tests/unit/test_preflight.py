@@ -25,9 +25,9 @@ GROUPS = {"us-east": ["pg-us-east"], "us-west": ["pg-us-west", "redis-us-west"],
           "postgresql": GROUP}
 
 
-def resolve(required=True, limit=None, play_hosts=None, groups=GROUPS, **kwargs):
+def resolve(required=True, limit=None, play_hosts=None, groups=None, **kwargs):
     return resolve_target(required, limit, play_hosts or list(HOSTVARS), GROUP, HOSTVARS,
-                          groups, **kwargs)
+                          GROUPS if groups is None else groups, **kwargs)
 
 
 def test_limit_names_the_region():

@@ -142,5 +142,5 @@ def test_only_one_of_many_concurrent_processes_gets_the_lock(tmp_path):
         proc.start()
     for proc in procs:
         proc.join(30)
-    verdicts = [results.get(timeout=5)[1] for _ in procs]
+    verdicts = [results.get(timeout=5)[1] for _proc in procs]
     assert sorted(verdicts) == ["free"] + ["held"] * 7
