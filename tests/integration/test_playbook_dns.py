@@ -121,8 +121,8 @@ def test_the_lock_is_released_after_a_failure(dns_zone, run_playbook, run_module
     runner = run_playbook(PLAYBOOK, limit="us-west", extravars={
         "failsafe_lock_path": str(tmp_path), "failsafe_dns_tsig_key_secret": WRONG_SECRET})
     assert runner.status == "failed"
-    taken = run_module("run_lock", {"name": "dns", "store": {"backend": "file",
-                                                              "path": str(tmp_path)}})
+    store = {"backend": "file", "path": str(tmp_path)}
+    taken = run_module("run_lock", {"name": "dns", "store": store})
     assert not taken.failed, taken.msg
     assert taken["acquired"] and "took_over" not in taken, taken
 

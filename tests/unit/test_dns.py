@@ -122,9 +122,9 @@ def test_a_record_already_right_is_left_alone():
 def test_ttl_order_record_then_option_then_current_then_default():
     state = {("api.failsafe.lab.", "A"): current(["10.10.0.1"], 300),
              ("new.failsafe.lab.", "A"): None}
-    changes, _ = plan_changes([wanted(ttl=30), wanted("new")], state, ttl=120)
+    changes = plan_changes([wanted(ttl=30), wanted("new")], state, ttl=120)[0]
     assert [c["after"]["ttl"] for c in changes] == [30, 120]
-    changes, _ = plan_changes([wanted(), wanted("new")], state, default_ttl=60)
+    changes = plan_changes([wanted(), wanted("new")], state, default_ttl=60)[0]
     assert [c["after"]["ttl"] for c in changes] == [300, 60]
     assert changes[1]["before"] is None
 
