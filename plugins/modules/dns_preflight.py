@@ -29,6 +29,10 @@ description:
     mode, so this plan is what an operator sees of an RFC 2136 change before it happens.
   - Every failure says whether the server is down, the key or credentials are wrong, the key
     lacks rights, or the zone is missing. Nothing is ever changed.
+  - "On failure the result carries C(error_kind): C(unreachable) (no server answers there),
+    C(key) (TSIG key or credentials rejected), C(rights) (a live server refused this name),
+    C(zone) (zone missing or not authoritative), C(record) (a record that cannot be handled),
+    C(changed) (changed while checked), C(input)."
 author:
   - Failsafe Datastores maintainers (@failsafe-datastores)
 extends_documentation_fragment:

@@ -25,6 +25,10 @@ description:
     O(query_nameservers=true), asks the hosted zone's four name servers directly on port 53. A
     Route 53 emulator serves no DNS: set O(query_nameservers=false) there."
   - Only reads.
+  - "On failure the result carries C(error_kind): C(unreachable) (no server answers there),
+    C(key) (TSIG key or credentials rejected), C(rights) (a live server refused this name),
+    C(zone) (zone missing or not authoritative), C(record) (a record that cannot be handled),
+    C(changed) (changed while checked), C(input), C(disagree) (servers still differ at the timeout), C(pending) (Route 53 not INSYNC)."
 author:
   - Failsafe Datastores maintainers (@failsafe-datastores)
 extends_documentation_fragment:
