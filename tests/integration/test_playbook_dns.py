@@ -117,6 +117,16 @@ def test_a_wrong_key_stops_every_provider_before_any_change(dns_zone, route53_zo
     assert_secrets_absent(runner, list(lab_secrets) + [WRONG_SECRET])
 
 
+def test_a_mistyped_name_is_refused_not_ignored(dns_zone, route53_zone, run_playbook, tmp_path):
+    serials = dns_zone.serials()
+    runner = run_playbook(PLAYBOOK, limit="us-west", extravars={
+        "failsafe_lock_path": str(tmp_path), "dns_failover_names": ["postgres"]})
+    assert runner.status == "failed"
+    assert any("dns_failover_names names records it does not have: postgres" in msg
+               for msg in failures(runner)), failures(runner)
+    assert dns_zone.serials() == serials and route53_zone.mutating() == []
+
+
 def test_the_lock_is_released_after_a_failure(dns_zone, run_playbook, run_module, tmp_path):
     runner = run_playbook(PLAYBOOK, limit="us-west", extravars={
         "failsafe_lock_path": str(tmp_path), "failsafe_dns_tsig_key_secret": WRONG_SECRET})
