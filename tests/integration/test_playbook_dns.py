@@ -76,8 +76,10 @@ def test_check_then_switch_then_idempotent_then_back(dns_zone, route53_zone, run
     bind = next(p for p in record["providers"] if p["host"] == "dns-primary")
     assert bind["changed"] and bind["seconds_to_agree"] is not None
     assert len(bind["servers"]) == 2 and bind["max_old_ttl"] == 5
-    written = json.loads(next((tmp_path / "reports").glob("dns_failover-*.json")).read_text())
+    written = json.loads(next((tmp_path / "reports").glob("dns_failover_records-*.json")).read_text())
     assert written["providers"] == record["providers"]
+    # The run_report callback's timeline of the run lies beside it.
+    assert list((tmp_path / "reports").glob("dns_failover-*.html"))
     assert_secrets_absent(real, lab_secrets)
 
     # Again: nothing to change, no update sent, no change request.
