@@ -38,11 +38,11 @@ def failures(runner):
             if e.get("event") in ("runner_on_failed", "runner_item_on_failed")]
 
 
-def all_answer(dns_zone, route53_zone, region):
+def all_answer(dns_zone, route53_emulator, region):
     address = dns_zone.address(region)
     for name in dns_zone.names:
         dns_zone.wait_all(name, [address], ttl=5, timeout=5)
-        assert route53_zone.read(name) == {"ttl": 5, "values": [address]}, name
+        assert route53_emulator.read(name) == {"ttl": 5, "values": [address]}, name
     assert dns_zone.answer("www")["values"] == [dns_zone.address("us-east")]
 
 
@@ -51,7 +51,7 @@ def assert_secrets_absent(runner, secrets):
         assert secret not in runner.stdout_text
 
 
-def test_check_then_switch_then_idempotent_then_back(dns_zone, route53_zone, run_playbook,
+def test_check_then_switch_then_idempotent_then_back(dns_zone, route53_emulator, run_playbook,
                                                      tmp_path, lab_secrets):
     extravars = {"failsafe_lock_path": str(tmp_path / "locks"),
                  "dns_failover_report_dir": str(tmp_path / "reports")}
@@ -61,8 +61,8 @@ def test_check_then_switch_then_idempotent_then_back(dns_zone, route53_zone, run
     check = run_playbook(PLAYBOOK, limit="us-west", extravars=extravars, check=True, diff=True)
     assert check.status == "successful", check.stdout_text
     assert dns_zone.serials() == serials
-    assert route53_zone.mutating() == [], "check mode sent a change to the Route 53 API"
-    all_answer(dns_zone, route53_zone, "us-east")
+    assert route53_emulator.mutating() == [], "check mode sent a change to the Route 53 API"
+    all_answer(dns_zone, route53_emulator, "us-east")
     planned = stats(check)["artifact_data"]["failsafe_dns_failover"]
     assert planned["check_mode"] is True and planned["region"] == "us-west"
     assert {p["host"] for p in planned["providers"]} == {"dns-primary", "route53-emulator"}
@@ -71,7 +71,7 @@ def test_check_then_switch_then_idempotent_then_back(dns_zone, route53_zone, run
     # Real: every server of both providers answers us-west; the report says how long it took.
     real = run_playbook(PLAYBOOK, limit="us-west", extravars=extravars)
     assert real.status == "successful", real.stdout_text
-    all_answer(dns_zone, route53_zone, "us-west")
+    all_answer(dns_zone, route53_emulator, "us-west")
     record = stats(real)["artifact_data"]["failsafe_dns_failover"]
     bind = next(p for p in record["providers"] if p["host"] == "dns-primary")
     assert bind["changed"] and bind["seconds_to_agree"] is not None
@@ -83,30 +83,30 @@ def test_check_then_switch_then_idempotent_then_back(dns_zone, route53_zone, run
     assert_secrets_absent(real, lab_secrets)
 
     # Again: nothing to change, no update sent, no change request.
-    route53_zone.forget_requests()
+    route53_emulator.forget_requests()
     serials = dns_zone.serials()
     again = run_playbook(PLAYBOOK, limit="us-west", extravars=extravars)
     assert again.status == "successful", again.stdout_text
     assert not set(changed_tasks(again)) & set(CHANGE_TASKS), changed_tasks(again)
     assert dns_zone.serials() == serials
-    assert route53_zone.mutating() == []
+    assert route53_emulator.mutating() == []
 
     # Failback with the old spelling of the region group.
     back = run_playbook(PLAYBOOK, limit="us_east", extravars=extravars)
     assert back.status == "successful", back.stdout_text
-    all_answer(dns_zone, route53_zone, "us-east")
+    all_answer(dns_zone, route53_emulator, "us-east")
 
 
-def test_no_target_region_is_refused_before_anything(dns_zone, route53_zone, run_playbook,
+def test_no_target_region_is_refused_before_anything(dns_zone, route53_emulator, run_playbook,
                                                      tmp_path):
     serials = dns_zone.serials()
     runner = run_playbook(PLAYBOOK, extravars={"failsafe_lock_path": str(tmp_path)})
     assert runner.status == "failed"
     assert any("no target region named" in msg for msg in failures(runner)), failures(runner)
-    assert dns_zone.serials() == serials and route53_zone.mutating() == []
+    assert dns_zone.serials() == serials and route53_emulator.mutating() == []
 
 
-def test_a_wrong_key_stops_every_provider_before_any_change(dns_zone, route53_zone, run_playbook,
+def test_a_wrong_key_stops_every_provider_before_any_change(dns_zone, route53_emulator, run_playbook,
                                                             tmp_path, lab_secrets):
     serials = dns_zone.serials()
     runner = run_playbook(PLAYBOOK, limit="us-west", verbosity=3, extravars={
@@ -114,19 +114,19 @@ def test_a_wrong_key_stops_every_provider_before_any_change(dns_zone, route53_zo
     assert runner.status == "failed"
     assert any("BADSIG" in msg for msg in failures(runner)), failures(runner)
     # The emulator's records were correct to change, but nothing changes until all are checked.
-    assert dns_zone.serials() == serials and route53_zone.mutating() == []
-    all_answer(dns_zone, route53_zone, "us-east")
+    assert dns_zone.serials() == serials and route53_emulator.mutating() == []
+    all_answer(dns_zone, route53_emulator, "us-east")
     assert_secrets_absent(runner, list(lab_secrets) + [WRONG_SECRET])
 
 
-def test_a_mistyped_name_is_refused_not_ignored(dns_zone, route53_zone, run_playbook, tmp_path):
+def test_a_mistyped_name_is_refused_not_ignored(dns_zone, route53_emulator, run_playbook, tmp_path):
     serials = dns_zone.serials()
     runner = run_playbook(PLAYBOOK, limit="us-west", extravars={
         "failsafe_lock_path": str(tmp_path), "dns_failover_names": ["postgres"]})
     assert runner.status == "failed"
     assert any("dns_failover_names names records it does not have: postgres" in msg
                for msg in failures(runner)), failures(runner)
-    assert dns_zone.serials() == serials and route53_zone.mutating() == []
+    assert dns_zone.serials() == serials and route53_emulator.mutating() == []
 
 
 def test_the_lock_is_released_after_a_failure(dns_zone, run_playbook, run_module, tmp_path):
@@ -153,7 +153,7 @@ def run_tagged(lab_env, tmp_path, tags, **kwargs):
     return runner
 
 
-def test_preflight_tag_checks_only(dns_zone, route53_zone, lab_env, tmp_path):
+def test_preflight_tag_checks_only(dns_zone, route53_emulator, lab_env, tmp_path):
     serials = dns_zone.serials()
     runner = run_tagged(lab_env, tmp_path, "preflight", limit="us-west",
                         extravars={"failsafe_lock_path": str(tmp_path)})
@@ -162,11 +162,11 @@ def test_preflight_tag_checks_only(dns_zone, route53_zone, lab_env, tmp_path):
                and e["event_data"].get("task") == "Plan the records of every DNS provider"
                for e in runner.events), "the preflight did not run"
     assert not set(changed_tasks(runner)) & set(CHANGE_TASKS)
-    assert dns_zone.serials() == serials and route53_zone.mutating() == []
-    all_answer(dns_zone, route53_zone, "us-east")
+    assert dns_zone.serials() == serials and route53_emulator.mutating() == []
+    all_answer(dns_zone, route53_emulator, "us-east")
 
 
-def test_lower_ttl_mode_keeps_the_addresses(dns_zone, route53_zone, run_playbook, tmp_path):
+def test_lower_ttl_mode_keeps_the_addresses(dns_zone, route53_emulator, run_playbook, tmp_path):
     runner = run_playbook(PLAYBOOK, extravars={
         "failsafe_lock_path": str(tmp_path), "dns_failover_mode": "lower_ttl",
         "dns_failover_lower_ttl": 2})
@@ -174,4 +174,4 @@ def test_lower_ttl_mode_keeps_the_addresses(dns_zone, route53_zone, run_playbook
     east = dns_zone.address("us-east")
     for name in dns_zone.names:
         dns_zone.wait_all(name, [east], ttl=2, timeout=5)
-        assert route53_zone.read(name) == {"ttl": 2, "values": [east]}
+        assert route53_emulator.read(name) == {"ttl": 2, "values": [east]}

@@ -5,10 +5,10 @@ A pytest plugin (loaded by conftest.py, like every module of engines/). The emul
 it applies every change at once (INSYNC) and accepts some changes AWS rejects; no test relies on
 either. What it does prove: which API calls the modules made, and with what effect.
 
-route53_zone (function)
+route53_emulator (function)
     The emulator (kind route53_emulator) with every switched name and www at the first region's
     address, TTL 5 (restored through the API before each test), and its request recording
-    emptied. A `Route53Zone`:
+    emptied. A `Route53EmulatorZone`:
       .endpoint_url, .zone, .zone_id, .names, .conn(**over) (the DNS modules' options,
       provider route53), .route53_args(**over) (amazon.aws.route53's connection options),
       .records(region), .address(region)
@@ -40,7 +40,7 @@ def canonical(env) -> dict:
     return {name: first for name in lab_bind.SWITCHED_NAMES + (lab_bind.STATIC_NAME,)}
 
 
-class Route53Zone:
+class Route53EmulatorZone:
     def __init__(self, env) -> None:
         env.ensure_started(KINDS)
         self.env = env
@@ -123,7 +123,7 @@ def canonical_problems(env) -> list[str]:
     if not comp.running():
         return [f"{comp.name} does not run"]
     try:
-        zone = Route53Zone(env)
+        zone = Route53EmulatorZone(env)
         return [f"{name} is {zone.read(name)}" for name, address in canonical(env).items()
                 if zone.read(name) != {"ttl": lab_bind.RECORD_TTL, "values": [address]}]
     except Exception as exc:  # an emulator that does not answer is reset
@@ -131,18 +131,18 @@ def canonical_problems(env) -> list[str]:
 
 
 @pytest.fixture
-def route53_zone(lab_env):
+def route53_emulator(lab_env):
     """The emulator's zone in its canonical state, with an empty request recording."""
     lab_env.ensure_started(KINDS)
     # amazon.aws modules insist on a region, even for the global Route 53 (FIELD-NOTES).
     lab_env.envvars.setdefault("AWS_DEFAULT_REGION", "us-east-1")
     if emulator(lab_env).running():
         try:
-            Route53Zone(lab_env).restore()
+            Route53EmulatorZone(lab_env).restore()
         except Exception:  # pylint: disable=broad-except  # ensure_canonical resets it
             pass
     lab_env.ensure_canonical()
-    zone = Route53Zone(lab_env)
+    zone = Route53EmulatorZone(lab_env)
     zone.forget_requests()
     return zone
 
@@ -150,7 +150,7 @@ def route53_zone(lab_env):
 class Route53EmulatorEngine:
     kinds = KINDS
     problems = staticmethod(canonical_problems)
-    helpers = {"route53_zone": Route53Zone}
+    helpers = {"route53_emulator": Route53EmulatorZone}
 
 
 LAB_ENGINE = Route53EmulatorEngine()
