@@ -215,9 +215,10 @@ controls {{ }};
             return rrset[0].serial
         return None
 
-    def down(self, immediate: bool = False) -> None:
+    def down(self, *args, **kwargs) -> None:
+        """Stop named as every component stops, then take the site address off lo."""
         try:
-            super().down(immediate)
+            super().down(*args, **kwargs)
         finally:
             self.remove_address()
 
