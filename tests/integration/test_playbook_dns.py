@@ -11,6 +11,15 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import pytest
+
+# Until the generic lab (lab/core.py with Registry, components on sites) is on this branch.
+from lab import core as _lab_core  # noqa: E402
+
+if not hasattr(_lab_core, "Registry"):
+    pytest.skip("needs the generic lab (lab.core.Registry), not yet merged here",
+                allow_module_level=True)
+
 REPO = Path(__file__).resolve().parents[2]
 PLAYBOOK = "playbooks/dns_failover.yml"
 CHANGE_TASKS = ("Update the records on the RFC 2136 servers", "Update the records in Route 53")
