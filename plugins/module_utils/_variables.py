@@ -41,6 +41,24 @@ INVENTORY_VARIABLES = (
     "failsafe_redis_connect_timeout",
     "failsafe_redis_sentinel_password",
     "failsafe_redis_master_name",
+    # A host of the dns group: one DNS provider (an RFC 2136 server or a Route 53 zone).
+    "failsafe_dns_provider",
+    "failsafe_dns_zone",
+    "failsafe_dns_server",
+    "failsafe_dns_port",
+    "failsafe_dns_tsig_key_name",
+    "failsafe_dns_tsig_key_secret",
+    "failsafe_dns_tsig_algorithm",
+    "failsafe_dns_protocol",
+    "failsafe_dns_timeout",
+    "failsafe_dns_nameservers",
+    "failsafe_dns_records",
+    "failsafe_route53_endpoint_url",
+    "failsafe_route53_zone_id",
+    "failsafe_route53_access_key",
+    "failsafe_route53_secret_key",
+    "failsafe_route53_session_token",
+    "failsafe_route53_query_nameservers",
 )
 
 # For a whole run: inventory group_vars or -e.

@@ -73,6 +73,9 @@ class EchoClient(Component):
 
 
 ECHOES = EchoServer.at("echoes", instances=2)
+# The echo site comes after the topology's own sites: witness, dns-primary, dns-secondary,
+# route53-emulator.
+ECHO_ADDRESS = "127.1.31.5"
 
 
 @pytest.fixture
@@ -103,9 +106,9 @@ def test_a_registered_component_is_in_status_json(lab_env, capsys):
     first, second = rows["echo-echoes"], rows["echo-echoes-1"]
     assert first["kind"] == "echo" and first["site"] == "echoes" and first["region"] is None
     assert first["state"] == "stopped" and first["role"] is None
-    # A non-region site has an address of its own, after the witness (first site in topology).
+    # A non-region site has an address of its own, after the topology's sites (witness first).
     assert rows["postgresql-witness"]["host"] == "127.1.31.1"
-    assert first["host"] == second["host"] == "127.1.31.2"
+    assert first["host"] == second["host"] == ECHO_ADDRESS
     assert first["ports"] == {"echo": 17007, "admin": 17008}
     assert second["ports"] == {"echo": 17009, "admin": 17010}  # same site: no port given twice
 
@@ -127,13 +130,15 @@ def test_only_starts_the_kind_persists_its_ports_and_down_stops_it(lab_env, caps
         run(capsys, "up", "--only", "echo")
         saved = json.loads((lab_env / PORTS_FILE).read_text())
         assert saved["regions"] == REGIONS
-        assert saved["sites"] == {"witness": "127.1.31.1", "echoes": "127.1.31.2"}
+        assert saved["sites"] == {"witness": "127.1.31.1", "dns-primary": "127.1.31.2",
+                                  "dns-secondary": "127.1.31.3",
+                                  "route53-emulator": "127.1.31.4", "echoes": ECHO_ADDRESS}
         assert saved["ports"]["echo-echoes-1"] == {"echo": 17009, "admin": 17010}
         rows = {row["component"]: row for row in json.loads(run(capsys, "status", "--json"))}
         assert rows["echo-echoes"]["state"] == rows["echo-echoes-1"]["state"] == "running"
         assert rows["echo-echoes"]["detail"] == "echoes on 17007"
         assert rows["postgresql-us-east"]["state"] == "stopped"
-        assert echo("127.1.31.2", 17009) == b"ping"
+        assert echo(ECHO_ADDRESS, 17009) == b"ping"
         pids = [int((lab_env / name / "echo.pid").read_text())
                 for name in ("echo-echoes", "echo-echoes-1")]
     finally:
@@ -142,7 +147,7 @@ def test_only_starts_the_kind_persists_its_ports_and_down_stops_it(lab_env, caps
     for pid in pids:
         assert not Path(f"/proc/{pid}").exists()
     with pytest.raises(OSError):
-        echo("127.1.31.2", 17007)
+        echo(ECHO_ADDRESS, 17007)
 
 
 def test_packages_lists_what_the_selected_kinds_miss(lab_env, capsys):

@@ -82,7 +82,7 @@ def test_inventory_follows_the_lab_config(tmp_path):
     assert host["failsafe_pg_data_dir"] == str(tmp_path / "postgresql-eu-central" / "data")
     assert host["failsafe_pg_slot_name"] == "eu_central"
     assert set(rendered["children"]) == {"eu-central", "eu_central", "postgresql", "witness",
-                                         "redis", "redis_sentinel"}
+                                         "redis", "redis_sentinel", "dns"}
     witness = rendered["children"]["witness"]["hosts"]["pg-witness"]
     assert witness["failsafe_pg_host"] == "127.1.3.1" and witness["failsafe_pg_port"] == 25432
 
