@@ -53,7 +53,7 @@ def assert_secrets_absent(runner, secrets):
 
 def test_check_then_switch_then_idempotent_then_back(dns_zone, route53_emulator, run_playbook,
                                                      tmp_path, lab_secrets):
-    extravars = {"failsafe_lock_path": str(tmp_path / "locks"),
+    extravars = {"failsafe_lock_backend": "file", "failsafe_lock_path": str(tmp_path / "locks"),
                  "dns_failover_report_dir": str(tmp_path / "reports")}
     serials = dns_zone.serials()
 
@@ -79,7 +79,7 @@ def test_check_then_switch_then_idempotent_then_back(dns_zone, route53_emulator,
     written = json.loads(next((tmp_path / "reports").glob("dns_failover_records-*.json")).read_text())
     assert written["providers"] == record["providers"]
     # The run_report callback's timeline of the run lies beside it.
-    assert list((tmp_path / "reports").glob("dns_failover-*.html"))
+    assert list((tmp_path / "reports").glob("run-dns_failover-*.html"))
     assert_secrets_absent(real, lab_secrets)
 
     # Again: nothing to change, no update sent, no change request.
@@ -100,7 +100,7 @@ def test_check_then_switch_then_idempotent_then_back(dns_zone, route53_emulator,
 def test_no_target_region_is_refused_before_anything(dns_zone, route53_emulator, run_playbook,
                                                      tmp_path):
     serials = dns_zone.serials()
-    runner = run_playbook(PLAYBOOK, extravars={"failsafe_lock_path": str(tmp_path)})
+    runner = run_playbook(PLAYBOOK, extravars={"failsafe_lock_backend": "file", "failsafe_lock_path": str(tmp_path)})
     assert runner.status == "failed"
     assert any("no target region named" in msg for msg in failures(runner)), failures(runner)
     assert dns_zone.serials() == serials and route53_emulator.mutating() == []
@@ -110,7 +110,7 @@ def test_a_wrong_key_stops_every_provider_before_any_change(dns_zone, route53_em
                                                             tmp_path, lab_secrets):
     serials = dns_zone.serials()
     runner = run_playbook(PLAYBOOK, limit="us-west", verbosity=3, extravars={
-        "failsafe_lock_path": str(tmp_path), "failsafe_dns_tsig_key_secret": WRONG_SECRET})
+        "failsafe_lock_backend": "file", "failsafe_lock_path": str(tmp_path), "failsafe_dns_tsig_key_secret": WRONG_SECRET})
     assert runner.status == "failed"
     assert any("BADSIG" in msg for msg in failures(runner)), failures(runner)
     # The emulator's records were correct to change, but nothing changes until all are checked.
@@ -122,7 +122,7 @@ def test_a_wrong_key_stops_every_provider_before_any_change(dns_zone, route53_em
 def test_a_mistyped_name_is_refused_not_ignored(dns_zone, route53_emulator, run_playbook, tmp_path):
     serials = dns_zone.serials()
     runner = run_playbook(PLAYBOOK, limit="us-west", extravars={
-        "failsafe_lock_path": str(tmp_path), "dns_failover_names": ["postgres"]})
+        "failsafe_lock_backend": "file", "failsafe_lock_path": str(tmp_path), "dns_failover_names": ["postgres"]})
     assert runner.status == "failed"
     assert any("dns_failover_names names records it does not have: postgres" in msg
                for msg in failures(runner)), failures(runner)
@@ -131,7 +131,7 @@ def test_a_mistyped_name_is_refused_not_ignored(dns_zone, route53_emulator, run_
 
 def test_the_lock_is_released_after_a_failure(dns_zone, run_playbook, run_module, tmp_path):
     runner = run_playbook(PLAYBOOK, limit="us-west", extravars={
-        "failsafe_lock_path": str(tmp_path), "failsafe_dns_tsig_key_secret": WRONG_SECRET})
+        "failsafe_lock_backend": "file", "failsafe_lock_path": str(tmp_path), "failsafe_dns_tsig_key_secret": WRONG_SECRET})
     assert runner.status == "failed"
     store = {"backend": "file", "path": str(tmp_path)}
     taken = run_module("run_lock", {"name": "dns", "store": store})
@@ -156,7 +156,7 @@ def run_tagged(lab_env, tmp_path, tags, **kwargs):
 def test_preflight_tag_checks_only(dns_zone, route53_emulator, lab_env, tmp_path):
     serials = dns_zone.serials()
     runner = run_tagged(lab_env, tmp_path, "preflight", limit="us-west",
-                        extravars={"failsafe_lock_path": str(tmp_path)})
+                        extravars={"failsafe_lock_backend": "file", "failsafe_lock_path": str(tmp_path)})
     assert runner.status == "successful", runner.stdout_text
     assert any(e.get("event") == "runner_on_ok"
                and e["event_data"].get("task") == "Plan the records of every DNS provider"
@@ -168,7 +168,7 @@ def test_preflight_tag_checks_only(dns_zone, route53_emulator, lab_env, tmp_path
 
 def test_lower_ttl_mode_keeps_the_addresses(dns_zone, route53_emulator, run_playbook, tmp_path):
     runner = run_playbook(PLAYBOOK, extravars={
-        "failsafe_lock_path": str(tmp_path), "dns_failover_mode": "lower_ttl",
+        "failsafe_lock_backend": "file", "failsafe_lock_path": str(tmp_path), "dns_failover_mode": "lower_ttl",
         "dns_failover_lower_ttl": 2})
     assert runner.status == "successful", runner.stdout_text
     east = dns_zone.address("us-east")
