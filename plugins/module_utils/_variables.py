@@ -43,6 +43,17 @@ RUN_VARIABLES = (
     "failsafe_lock_ttl",
     "failsafe_lock_break",
     "failsafe_report_dir",
+    # Backups (docs/inventory.md, "Backups"): the S3 store, where dump and upload run, history.
+    "failsafe_s3_endpoint_url",
+    "failsafe_s3_region",
+    "failsafe_s3_bucket",
+    "failsafe_s3_prefix",
+    "failsafe_s3_access_key",
+    "failsafe_s3_secret_key",
+    "failsafe_s3_ca_cert",
+    "failsafe_backup_host",
+    "failsafe_backup_history_host",
+    "failsafe_backup_history_db",
 )
 
 # Variables that choose what a run changes: a mistyped -e name close to one of these is refused,
