@@ -51,6 +51,7 @@ META_FIELDS = (
     ("position", "position"),
     ("format", "format"),
     ("data-bytes", "data_bytes"),
+    ("dataset", "dataset"),
 )
 INT_FIELDS = ("size_bytes", "data_bytes")
 
@@ -149,7 +150,7 @@ def to_metadata(record):
 def from_object(key, size, last_modified, metadata):
     """The record of one backup object, from its key, size and metadata."""
     parsed = parse_key(key)
-    record = dict((field, None) for _, field in META_FIELDS)
+    record = dict((field, None) for _name, field in META_FIELDS)
     for name, field in META_FIELDS:
         if name in metadata:
             record[field] = metadata[name]
@@ -199,21 +200,24 @@ def by_time(records):
     return sorted(records, key=lambda r: (created(r), r.get("backup_id") or ""), reverse=True)
 
 
-def newest_success(records, engine):
+def newest_success(records, engine, dataset=None):
     for record in by_time(records):
-        if record.get("engine") == engine and usable(record):
+        if record.get("engine") == engine and usable(record) \
+                and (dataset is None or record.get("dataset") == dataset):
             return record
     return None
 
 
-def find(records, backup_id_or_latest, engine=None):
-    """The record named `backup_id_or_latest` ('latest': the newest success of `engine`)."""
+def find(records, backup_id_or_latest, engine=None, dataset=None):
+    """The record named `backup_id_or_latest` ('latest': the newest success of `engine`, of
+    `dataset` when given)."""
     if backup_id_or_latest in (None, "", "latest"):
         if not engine:
             raise CatalogError("'latest' needs an engine")
-        found = newest_success(records, engine)
+        found = newest_success(records, engine, dataset)
         if found is None:
-            raise CatalogError("no successful %s backup in the catalog" % engine)
+            raise CatalogError("no successful %s backup%s in the catalog"
+                               % (engine, " of %s" % dataset if dataset else ""))
         return found
     for record in records:
         if record.get("backup_id") == backup_id_or_latest:
@@ -226,7 +230,8 @@ def find(records, backup_id_or_latest, engine=None):
 
 def summary(record):
     """The fields an operator reads in a listing."""
-    keep = ("backup_id", "set_id", "engine", "created", "status", "size_bytes", "sha256", "key",
+    keep = ("backup_id", "set_id", "engine", "dataset", "created", "status", "size_bytes",
+            "sha256", "key",
             "engine_version", "source_host", "source_region", "position", "problems")
     return dict((k, record.get(k)) for k in keep)
 
@@ -267,8 +272,11 @@ def freshness(records, engines, now, max_age_hours=24.0, alert_age_hours=25.0):
 
 
 def size_change(records, engine, max_growth=0.5):
-    """Newest success against the previous success of the engine: ratio and verdict."""
+    """Newest success against the previous success of the engine with the same dataset (the
+    database of a PostgreSQL dump): ratio and verdict."""
     successes = [r for r in by_time(records) if r.get("engine") == engine and usable(r)]
+    if successes:
+        successes = [r for r in successes if r.get("dataset") == successes[0].get("dataset")]
     if len(successes) < 2:
         return dict(newest=successes[0]["backup_id"] if successes else None, previous=None,
                     growth=None, status="ok", message=None)

@@ -58,9 +58,9 @@ def find_tool(name):
     return found
 
 
-def libpq_env(peer, dbname=None):
+def libpq_env(peer, dbname=None, inherit=True):
     """Environment for libpq tools: where and how to connect, the password included."""
-    env = dict(os.environ)
+    env = dict(os.environ) if inherit else {}
     env.update(PGHOST=peer["host"], PGPORT=str(peer["port"]), PGUSER=peer["user"],
                PGDATABASE=dbname or peer.get("db") or "postgres",
                PGCONNECT_TIMEOUT=str(peer.get("connect_timeout") or 5),
@@ -112,8 +112,8 @@ class Pipeline(object):
         for number, code in enumerate(codes):
             if code != 0:
                 name = os.path.basename(self.commands[number][0])
-                raise PipelineError("%s exited with %s: %s" % (name, code, self.stderr(number)
-                                                                or "(no message)"))
+                message = self.stderr(number) or "(no message)"
+                raise PipelineError("%s exited with %s: %s" % (name, code, message))
 
     def kill(self):
         for proc in self.procs:
@@ -128,6 +128,29 @@ class Pipeline(object):
     def close(self):
         for err in self.errs:
             err.close()
+
+
+def download_decompressed(store, s3, key, path):
+    """Stream an object through `zstd -d` into `path`, hashing the compressed bytes.
+
+    Returns (sha256 hex, bytes read, zstd exit code, zstd stderr).
+    """
+    from ansible_collections.failsafe.datastores.plugins.module_utils import _s3
+
+    zstd = find_tool("zstd")
+    with open(path, "wb") as out:
+        proc = subprocess.Popen([zstd, "-d", "-q", "-c"], stdin=subprocess.PIPE, stdout=out,
+                                stderr=subprocess.PIPE)
+        try:
+            digest, size = _s3.download_stream(store, s3, key, proc.stdin.write)
+            proc.stdin.close()
+            err = proc.stderr.read().decode("utf-8", "replace").strip()
+            code = proc.wait(timeout=600)
+        except BaseException:
+            proc.kill()
+            proc.wait()
+            raise
+    return digest, size, code, err
 
 
 # backup_history ------------------------------------------------------------------------------

@@ -331,7 +331,8 @@ def main():
                               % (store["bucket"], key)]
         record = dict(backup_id=bid, set_id=set_name, engine=ENGINE, created=catalog.iso(now),
                       status=catalog.STATUS_UPLOADING, source_host=source_name,
-                      source_region=params["source_region"], format=FORMAT, key=key)
+                      source_region=params["source_region"], format=FORMAT, key=key,
+                      dataset=source["db"])
         result.update(changed=True, set_id=set_name, backup=catalog.summary(record))
         timer.mark("checked")
         if module.check_mode:

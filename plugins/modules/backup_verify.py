@@ -72,7 +72,9 @@ EXAMPLES = r'''
 
 RETURN = r'''
 checked:
-  description: Every backup read, with C(backup_id), C(engine), C(key), C(ok), C(expected_sha256), C(found_sha256), C(expected_bytes), C(found_bytes), C(seconds).
+  description:
+    - Every backup read, with C(backup_id), C(engine), C(key), C(ok), C(expected_sha256),
+      C(found_sha256), C(expected_bytes), C(found_bytes), C(seconds).
   returned: always
   type: list
   elements: dict

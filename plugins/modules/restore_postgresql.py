@@ -86,6 +86,11 @@ options:
       ca_cert:
         description: CA certificate file for O(target.ssl_mode=verify-ca) and O(target.ssl_mode=verify-full).
         type: path
+  source_database:
+    description:
+      - With O(backup_id=latest), the newest backup of this database (the database the backup
+        was taken of). Empty takes the newest PostgreSQL backup of any database.
+    type: str
   database:
     description: Database to restore into. Default the database the backup was taken of (from its set manifest).
     type: str
@@ -205,7 +210,6 @@ diff:
 
 import json
 import os
-import subprocess
 import tempfile
 
 from ansible.module_utils.basic import AnsibleModule
@@ -214,8 +218,8 @@ from ansible_collections.failsafe.datastores.plugins.module_utils import _backup
 from ansible_collections.failsafe.datastores.plugins.module_utils import _s3
 from ansible_collections.failsafe.datastores.plugins.module_utils._backup_pg import (
     PipelineError,
+    download_decompressed,
     find_bin,
-    find_tool,
     libpq_env,
 )
 from ansible_collections.failsafe.datastores.plugins.module_utils._postgres import (
@@ -272,19 +276,7 @@ def member_database(store, s3, record):
 
 def download_verified(store, s3, record, path):
     """Stream the object through zstd -d into `path`; raise unless SHA-256 and size match."""
-    zstd = find_tool("zstd")
-    with open(path, "wb") as out:
-        proc = subprocess.Popen([zstd, "-d", "-q", "-c"], stdin=subprocess.PIPE, stdout=out,
-                                stderr=subprocess.PIPE)
-        try:
-            digest, size = _s3.download_stream(store, s3, record["key"], proc.stdin.write)
-            proc.stdin.close()
-            err = proc.stderr.read().decode("utf-8", "replace").strip()
-            code = proc.wait(timeout=600)
-        except BaseException:
-            proc.kill()
-            proc.wait()
-            raise
+    digest, size, code, err = download_decompressed(store, s3, record["key"], path)
     if digest != record["sha256"] or (record.get("size_bytes") is not None
                                       and size != record["size_bytes"]):
         raise RestoreError(
@@ -299,13 +291,12 @@ def download_verified(store, s3, record, path):
     return digest
 
 
-def archive_entries(pg_restore, path):
-    proc = subprocess.run([pg_restore, "--list", path], capture_output=True, check=False)
-    if proc.returncode != 0:
+def archive_entries(module, pg_restore, path):
+    code, out, err = module.run_command([pg_restore, "--list", path])
+    if code != 0:
         raise RestoreError("pg_restore cannot read the archive: %s. The target was not touched"
-                           % proc.stderr.decode("utf-8", "replace").strip()[-500:])
-    return len([line for line in proc.stdout.decode("utf-8", "replace").splitlines()
-                if line and not line.startswith(";")])
+                           % err.strip()[-500:])
+    return len([line for line in out.splitlines() if line and not line.startswith(";")])
 
 
 def terminate(conn, database):
@@ -326,6 +317,7 @@ def main():
             store=_s3.store_option(),
             backup_id=dict(type="str", default="latest"),
             target=dict(type="dict", required=True, options=dict(PEER_SPEC)),
+            source_database=dict(type="str"),
             database=dict(type="str"),
             existing=dict(type="str", choices=["fail", "replace"], default="fail"),
             keep_old=dict(type="bool", default=False),
@@ -352,14 +344,16 @@ def main():
         _s3.check_bucket(store, s3)
         records = catalog.load_records(store, s3, [ENGINE])
         try:
-            record = catalog.find(records, params["backup_id"], ENGINE)
+            record = catalog.find(records, params["backup_id"], ENGINE,
+                                  params["source_database"] or None)
         except catalog.CatalogError as exc:
             raise RestoreError("%s. Nothing was changed" % exc)
         if not catalog.usable(record):
             raise RestoreError("backup %s is not a usable success (%s). Nothing was changed"
                                % (record["backup_id"], "; ".join(record["problems"])))
         result["backup"] = catalog.summary(record)
-        database = params["database"] or member_database(store, s3, record)
+        database = params["database"] or record.get("dataset") \
+            or member_database(store, s3, record)
         if not database:
             raise RestoreError("backup %s does not say which database it holds: set database"
                                % record["backup_id"])
@@ -401,12 +395,12 @@ def main():
         os.close(handle)
         result["verified_sha256"] = download_verified(store, s3, record, path)
         timer.mark("downloaded")
-        result["archive_entries"] = archive_entries(pg_restore, path)
+        result["archive_entries"] = archive_entries(module, pg_restore, path)
         result["validated"] = True
         timer.mark("validated")
         if params["validate_only"]:
             finish(module, result, timer, before, before)
-        restore_into(params, target, pg_restore, path, staging, record)
+        restore_into(module, target, pg_restore, path, staging, record)
         timer.mark("restored")
         seconds = timer.between("validated", "restored") or 1e-9
         result["throughput_mb_s"] = round(os.path.getsize(path) / 1e6 / seconds, 1)
@@ -421,22 +415,22 @@ def main():
     finish(module, result, timer, before, record["backup_id"])
 
 
-def restore_into(params, target, pg_restore, path, staging, record):
+def restore_into(module, target, pg_restore, path, staging, record):
     from psycopg import sql
 
     with connect(target, application_name="failsafe.restore") as conn:
         drop_database(conn, staging)  # left by an interrupted run: ours by its name
         conn.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(staging)))
-    env = libpq_env(target, staging)
-    proc = subprocess.run([pg_restore, "--no-password", "--exit-on-error", "-j", str(params["jobs"]),
-                           "-d", staging, path], env=env, capture_output=True, check=False)
-    if proc.returncode != 0:
+    params = module.params
+    code, _out, err = module.run_command(
+        [pg_restore, "--no-password", "--exit-on-error", "-j", str(params["jobs"]), "-d", staging,
+         path], environ_update=libpq_env(target, staging, inherit=False))
+    if code != 0:
         with connect(target, application_name="failsafe.restore") as conn:
             drop_database(conn, staging)
         raise RestoreError("pg_restore of backup %s failed: %s. The staging database was "
                            "dropped; %s was not touched" % (
-                               record["backup_id"],
-                               proc.stderr.decode("utf-8", "replace").strip()[-1000:],
+                               record["backup_id"], err.strip()[-1000:],
                                params["database"] or "the target database"))
 
 
