@@ -47,7 +47,10 @@ attributes:
     support: full
 options:
   backup_id:
-    description: The backup to restore (C(postgresql_YYYYMMDD_HHMMSS)), or V(latest) for the newest successful one.
+    description:
+      - The backup to restore (C(postgresql_YYYYMMDD_HHMMSS)), V(latest) for the newest
+        successful one, or a backup set (C(set_YYYYMMDD_HHMMSS)) for its PostgreSQL member (of
+        O(source_database) when the set has several).
     type: str
     default: latest
   target:
@@ -274,6 +277,22 @@ def member_database(store, s3, record):
     return None
 
 
+def set_member(store, s3, set_name, source_database):
+    """The backup id of the PostgreSQL member of a set (of source_database if given)."""
+    for manifest in catalog.load_manifests(store, s3):
+        if manifest.get("set_id") != set_name:
+            continue
+        members = [m for m in manifest.get("members") or [] if m.get("engine") == ENGINE
+                   and (not source_database or m.get("database") == source_database)]
+        if len(members) == 1:
+            return members[0]["backup_id"]
+        raise RestoreError("backup set %s has %d PostgreSQL members%s: name the database with "
+                           "source_database. Nothing was changed" % (
+                               set_name, len(members),
+                               " of %s" % source_database if source_database else ""))
+    raise RestoreError("no backup set %s in the catalog. Nothing was changed" % set_name)
+
+
 def download_verified(store, s3, record, path):
     """Stream the object through zstd -d into `path`; raise unless SHA-256 and size match."""
     digest, size, code, err = download_decompressed(store, s3, record["key"], path)
@@ -343,9 +362,11 @@ def main():
         s3 = _s3.client(store)
         _s3.check_bucket(store, s3)
         records = catalog.load_records(store, s3, [ENGINE])
+        wanted = params["backup_id"]
+        if wanted.startswith("set_"):
+            wanted = set_member(store, s3, wanted, params["source_database"])
         try:
-            record = catalog.find(records, params["backup_id"], ENGINE,
-                                  params["source_database"] or None)
+            record = catalog.find(records, wanted, ENGINE, params["source_database"] or None)
         except catalog.CatalogError as exc:
             raise RestoreError("%s. Nothing was changed" % exc)
         if not catalog.usable(record):
