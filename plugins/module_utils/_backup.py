@@ -200,21 +200,22 @@ def by_time(records):
     return sorted(records, key=lambda r: (created(r), r.get("backup_id") or ""), reverse=True)
 
 
-def newest_success(records, engine, dataset=None):
+def newest_success(records, engine, dataset=None, formats=None):
     for record in by_time(records):
         if record.get("engine") == engine and usable(record) \
-                and (dataset is None or record.get("dataset") == dataset):
+                and (dataset is None or record.get("dataset") == dataset) \
+                and (formats is None or record.get("format") in formats):
             return record
     return None
 
 
-def find(records, backup_id_or_latest, engine=None, dataset=None):
+def find(records, backup_id_or_latest, engine=None, dataset=None, formats=None):
     """The record named `backup_id_or_latest` ('latest': the newest success of `engine`, of
-    `dataset` when given)."""
+    `dataset` and in one of `formats` when given)."""
     if backup_id_or_latest in (None, "", "latest"):
         if not engine:
             raise CatalogError("'latest' needs an engine")
-        found = newest_success(records, engine, dataset)
+        found = newest_success(records, engine, dataset, formats)
         if found is None:
             raise CatalogError("no successful %s backup%s in the catalog"
                                % (engine, " of %s" % dataset if dataset else ""))
@@ -224,6 +225,10 @@ def find(records, backup_id_or_latest, engine=None, dataset=None):
             if engine and record.get("engine") != engine:
                 raise CatalogError("backup %s is a %s backup, not %s"
                                    % (backup_id_or_latest, record.get("engine"), engine))
+            if formats and record.get("format") not in formats:
+                raise CatalogError("backup %s is in format %s, not %s"
+                                   % (backup_id_or_latest, record.get("format"),
+                                      " or ".join(formats)))
             return record
     raise CatalogError("no backup %s in the catalog" % backup_id_or_latest)
 

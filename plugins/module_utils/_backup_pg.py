@@ -130,6 +130,41 @@ class Pipeline(object):
             err.close()
 
 
+def pipeline_upload(store, s3, key, metadata, commands, env, part_size, workers, tee_path=None):
+    """Run commands as a pipeline and upload its output by multipart, SHA-256 in-process.
+
+    The producers' exit status is checked before the upload is completed: a failed command
+    aborts the upload. Returns (UploadResult, [stderr of each command]).
+    """
+    from ansible_collections.failsafe.datastores.plugins.module_utils import _s3
+
+    pipeline = Pipeline(commands, env=env)
+    tee = open(tee_path, "wb") if tee_path else None
+    try:
+        def producers_done():
+            pipeline.wait(timeout=3600)
+
+        upload = _s3.upload_stream(store, s3, key, pipeline.stdout, metadata,
+                                   part_size=part_size, workers=workers,
+                                   before_complete=producers_done, tee=tee)
+        return upload, [pipeline.stderr(n) for n in range(len(commands))]
+    except BaseException:
+        pipeline.kill()
+        failed = [n for n, proc in enumerate(pipeline.procs)
+                  if proc.returncode not in (0, None, -9) and "Broken pipe" not in pipeline.stderr(n)]
+        if failed:
+            name = os.path.basename(commands[failed[0]][0])
+            raise PipelineError("%s exited with %s: %s" % (
+                name, pipeline.procs[failed[0]].returncode, pipeline.stderr(failed[0])))
+        raise
+    finally:
+        if tee is not None:
+            tee.close()
+        if pipeline.stdout is not None:
+            pipeline.stdout.close()
+        pipeline.close()
+
+
 def download_decompressed(store, s3, key, path):
     """Stream an object through `zstd -d` into `path`, hashing the compressed bytes.
 

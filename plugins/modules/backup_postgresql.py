@@ -215,11 +215,11 @@ from ansible.module_utils.basic import AnsibleModule
 from ansible_collections.failsafe.datastores.plugins.module_utils import _backup as catalog
 from ansible_collections.failsafe.datastores.plugins.module_utils import _s3
 from ansible_collections.failsafe.datastores.plugins.module_utils._backup_pg import (
-    Pipeline,
     PipelineError,
     find_bin,
     find_tool,
     libpq_env,
+    pipeline_upload,
     record_history,
 )
 from ansible_collections.failsafe.datastores.plugins.module_utils._postgres import (
@@ -396,31 +396,11 @@ def recent_success(store, s3, source_name, min_interval):
 
 
 def dump_and_upload(params, store, s3, key, record, dump_cmd, zstd_cmd):
-    env = libpq_env(params["source"])
-    pipeline = Pipeline([dump_cmd, zstd_cmd], env=env)
-    tee = open(params["keep_local_copy"], "wb") if params["keep_local_copy"] else None
-    try:
-        def producers_done():
-            pipeline.wait(timeout=600)
-
-        return _s3.upload_stream(
-            store, s3, key, pipeline.stdout, catalog.to_metadata(record),
-            part_size=params["part_size_mb"] * _s3.MiB, workers=params["upload_workers"],
-            before_complete=producers_done, tee=tee)
-    except BaseException:
-        pipeline.kill()
-        try:
-            pipeline.check([p.returncode for p in pipeline.procs])
-        except PipelineError as exc:
-            if "Broken pipe" not in str(exc) and "-9" not in str(exc):
-                raise
-        raise
-    finally:
-        if tee is not None:
-            tee.close()
-        if pipeline.stdout is not None:
-            pipeline.stdout.close()
-        pipeline.close()
+    upload, _errors = pipeline_upload(
+        store, s3, key, catalog.to_metadata(record), [dump_cmd, zstd_cmd],
+        libpq_env(params["source"]), params["part_size_mb"] * _s3.MiB, params["upload_workers"],
+        params["keep_local_copy"])
+    return upload
 
 
 def finish(module, result, timer, record):

@@ -236,6 +236,7 @@ from ansible_collections.failsafe.datastores.plugins.module_utils._postgres impo
 )
 
 ENGINE = "postgresql"
+DUMP_FORMAT = "pg_dump-custom+zstd"
 MARK = "failsafe.restore backup_id="
 STEPS = (
     ("checks", None, "checked"),
@@ -366,7 +367,8 @@ def main():
         if wanted.startswith("set_"):
             wanted = set_member(store, s3, wanted, params["source_database"])
         try:
-            record = catalog.find(records, wanted, ENGINE, params["source_database"] or None)
+            record = catalog.find(records, wanted, ENGINE, params["source_database"] or None,
+                                  [DUMP_FORMAT])
         except catalog.CatalogError as exc:
             raise RestoreError("%s. Nothing was changed" % exc)
         if not catalog.usable(record):
