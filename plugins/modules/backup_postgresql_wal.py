@@ -80,7 +80,9 @@ options:
         description: CA certificate file for O(server.ssl_mode=verify-ca) and O(server.ssl_mode=verify-full).
         type: path
   state:
-    description: V(present) archives to S3; V(absent) resets C(archive_command) (the files stay).
+    description:
+      - V(present) archives to S3; V(absent) resets C(archive_command) to the value of the
+        configuration file (the files stay).
     type: str
     choices: [present, absent]
     default: present
@@ -289,8 +291,9 @@ def main():
                     conn.execute("ALTER SYSTEM RESET archive_command")
                 conn.execute("SELECT pg_reload_conf()")
                 deadline = time.monotonic() + 10
-                while scalar(conn, "SHOW archive_command") != (wanted or scalar(
-                        conn, "SELECT boot_val FROM pg_settings WHERE name = 'archive_command'")):
+                # present: ours is in force; absent: the configuration file's value is again.
+                while (scalar(conn, "SHOW archive_command") != wanted) if wanted else \
+                        (scalar(conn, "SHOW archive_command") == current):
                     if time.monotonic() > deadline:
                         raise PostgresError("archive_command is not in force 10 s after the reload")
                     time.sleep(0.01)
