@@ -306,12 +306,23 @@ class UploadResult(object):
         self.parts = parts
 
 
-def upload_stream(store, s3, key, stream, metadata, part_size=64 * MiB, workers=2,
+# S3 allows 10,000 parts: the part size doubles every PARTS_PER_SIZE parts, so that small parts
+# (fast on a local S3 server) never cap the size of a backup (8 MiB parts reach 80 TB).
+PARTS_PER_SIZE = 1000
+MAX_PART = 5 * 1024 * MiB
+
+
+def part_size_for(number, part_size):
+    """Size of part `number` (1-based)."""
+    return min(MAX_PART, part_size * 2 ** ((number - 1) // PARTS_PER_SIZE))
+
+
+def upload_stream(store, s3, key, stream, metadata, part_size=8 * MiB, workers=4,
                   before_complete=None, tee=None):
     """Multipart upload of everything `stream` yields, hashing SHA-256 in-process.
 
     Parts are read in order, hashed, and uploaded by `workers` threads; at most `workers` parts
-    are in flight, so memory stays at about part_size x (workers + 1). `before_complete()` runs
+    are in flight, so memory stays at about part_size x (workers + 2). `before_complete()` runs
     after the stream ended and before the upload is completed (check the producer's exit status
     there: raising aborts the upload). `tee` (a binary file) receives a local copy if given.
     On any failure the upload is aborted and nothing becomes visible under `key`.
@@ -363,7 +374,7 @@ def upload_stream(store, s3, key, stream, metadata, part_size=64 * MiB, workers=
             thread.start()
             threads.append(thread)
             data = None
-            data = read_full(stream, part_size)
+            data = read_full(stream, part_size_for(number + 1, part_size))
             if data:
                 sha.update(data)
                 if tee is not None:
@@ -389,27 +400,58 @@ def upload_stream(store, s3, key, stream, metadata, part_size=64 * MiB, workers=
     return UploadResult(sha.hexdigest(), size, number)
 
 
-def download_stream(store, s3, key, writer=None, chunk=8 * MiB):
+def download_stream(store, s3, key, writer=None, chunk=1 * MiB, prefetch=16):
     """Read an object, hashing SHA-256 as it goes; write each chunk to `writer` if given.
 
-    Returns (sha256 hex, bytes read).
+    A reader thread fetches up to `prefetch` chunks ahead, so that the network, the hashing and
+    the writer (a decompressor's pipe) work at the same time; memory stays at about
+    chunk x prefetch. Returns (sha256 hex, bytes read).
     """
+    try:
+        import queue
+    except ImportError:  # pragma: no cover - Python 2
+        import Queue as queue
+
     doing = "reading %s" % key
     response = call(store, doing, s3.get_object, Bucket=store["bucket"], Key=key)
     body = response["Body"]
+    chunks = queue.Queue(maxsize=prefetch)
+    stop = threading.Event()
+
+    def read():
+        try:
+            while not stop.is_set():
+                data = body.read(chunk)
+                chunks.put(data)
+                if not data:
+                    return
+        except BaseException as exc:  # handed to the consumer
+            chunks.put(exc)
+
+    reader = threading.Thread(target=read)
+    reader.daemon = True
+    reader.start()
     sha = hashlib.sha256()
     size = 0
     try:
         while True:
-            data = body.read(chunk)
+            data = chunks.get()
+            if isinstance(data, BaseException):
+                if isinstance(data, (BotoCoreError, ClientError)):
+                    raise S3Error(explain(store, data, doing))
+                raise data
             if not data:
                 break
             sha.update(data)
             size += len(data)
             if writer is not None:
                 writer(data)
-    except (BotoCoreError, ClientError) as exc:
-        raise S3Error(explain(store, exc, doing))
     finally:
+        stop.set()
+        while reader.is_alive():  # unblock a reader waiting on a full queue
+            try:
+                chunks.get_nowait()
+            except queue.Empty:
+                reader.join(0.01)
         body.close()
     return sha.hexdigest(), size

@@ -111,13 +111,15 @@ options:
     type: int
     default: 2
   part_size_mb:
-    description: Multipart part size in MiB; memory use is about this times (O(upload_workers) + 2).
+    description:
+      - Multipart part size in MiB (it doubles every 1000 parts, so it never limits the size of
+        a backup); memory use is about this times (O(upload_workers) + 2).
     type: int
-    default: 64
+    default: 8
   upload_workers:
     description: Parts uploaded at the same time.
     type: int
-    default: 2
+    default: 4
   bin_dir:
     description: Directory of C(pg_dump); default the newest C(/usr/lib/postgresql/*/bin), then C(PATH).
     type: path
@@ -286,8 +288,8 @@ def main():
         record_counts=dict(type="bool", default=True),
         compression_level=dict(type="int", default=1),
         compression_threads=dict(type="int", default=2),
-        part_size_mb=dict(type="int", default=64),
-        upload_workers=dict(type="int", default=2),
+        part_size_mb=dict(type="int", default=8),
+        upload_workers=dict(type="int", default=4),
         bin_dir=dict(type="path"),
         keep_local_copy=dict(type="path"),
     )

@@ -86,9 +86,9 @@ options:
     type: int
     default: 2
   part_size_mb:
-    description: Multipart part size in MiB.
+    description: Multipart part size in MiB (it doubles every 1000 parts).
     type: int
-    default: 64
+    default: 8
   bin_dir:
     description: Directory of C(pg_basebackup); default the newest C(/usr/lib/postgresql/*/bin).
     type: path
@@ -179,7 +179,7 @@ def main():
             source_name=dict(type="str"),
             source_region=dict(type="str"),
             compression_threads=dict(type="int", default=2),
-            part_size_mb=dict(type="int", default=64),
+            part_size_mb=dict(type="int", default=8),
             bin_dir=dict(type="path"),
         ),
         supports_check_mode=True,
@@ -220,7 +220,7 @@ def main():
             zstd = [find_tool("zstd"), "-q", "-c", "-1", "-T%d" % params["compression_threads"]]
             upload, _errors = pipeline_upload(
                 store, s3, key, catalog.to_metadata(record), [basebackup, zstd],
-                libpq_env(source), params["part_size_mb"] * _s3.MiB, 2)
+                libpq_env(source), params["part_size_mb"] * _s3.MiB, 4)
             timer.mark("uploaded")
             with connect(source, application_name="failsafe.backup") as conn:
                 result["end_lsn"] = scalar(conn, LSN)

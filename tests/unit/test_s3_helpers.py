@@ -127,3 +127,52 @@ def test_read_full_reads_across_short_reads():
     assert _s3.read_full(stream, 8) == b"abcdefgh"
     assert _s3.read_full(stream, 8) == b"ij"
     assert _s3.read_full(stream, 8) == b""
+
+
+def test_part_size_doubles_every_1000_parts():
+    assert _s3.part_size_for(1, 8 * _s3.MiB) == 8 * _s3.MiB
+    assert _s3.part_size_for(1000, 8 * _s3.MiB) == 8 * _s3.MiB
+    assert _s3.part_size_for(1001, 8 * _s3.MiB) == 16 * _s3.MiB
+    assert _s3.part_size_for(10000, 8 * _s3.MiB) == 4096 * _s3.MiB
+    total = sum(_s3.part_size_for(n, 8 * _s3.MiB) for n in range(1, 10001))
+    assert total > 8 * 10 ** 12  # 8 MiB parts never cap a backup below 8 TB
+
+
+class FakeBody:
+    def __init__(self, data, fail_at=None):
+        self.stream = io.BytesIO(data)
+        self.fail_at = fail_at
+        self.closed = False
+
+    def read(self, size):
+        if self.fail_at is not None and self.stream.tell() >= self.fail_at:
+            raise client_error("InternalError", 500)
+        return self.stream.read(size)
+
+    def close(self):
+        self.closed = True
+
+
+class FakeGet:
+    def __init__(self, body):
+        self.body = body
+
+    def get_object(self, **kw):
+        return {"Body": self.body}
+
+
+def test_download_hashes_in_order_and_writes_everything():
+    data = bytes(range(256)) * 40000
+    out = []
+    body = FakeBody(data)
+    digest, size = _s3.download_stream(STORE, FakeGet(body), "k", out.append, chunk=4096,
+                                       prefetch=3)
+    assert digest == hashlib.sha256(data).hexdigest() and size == len(data)
+    assert b"".join(out) == data and body.closed
+
+
+def test_a_read_error_mid_download_is_an_s3_error():
+    body = FakeBody(b"x" * 100000, fail_at=50000)
+    with pytest.raises(_s3.S3Error, match="while reading k"):
+        _s3.download_stream(STORE, FakeGet(body), "k", chunk=10000)
+    assert body.closed
