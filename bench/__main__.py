@@ -8,6 +8,9 @@ lab.writer.Writer:
   2. the hand-written fence / catch-up / promote procedure (psycopg, in this process)
   3. emergency failovers: kill -9 of the primary's postmaster + playbooks/postgresql_failover.yml
 
+`--only backup` measures backups, restores and checksum verification instead, on a lab of its
+own (bench/backup.py).
+
 Writes bench/results/switchover.json and bench/results/failover.json, prints a table, and
 always stops the lab. See bench/README.md.
 """
@@ -241,8 +244,11 @@ def print_tables(sw: dict | None, fo: dict | None) -> None:
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m bench", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--only", choices=["switchover", "failover"],
+    parser.add_argument("--only", choices=["switchover", "failover", "backup"],
                         help="run one benchmark (only its JSON file is written)")
+    parser.add_argument("--backup-rows", type=int, default=950000,
+                        help="rows of the backup benchmark's large database (~1.1 kB each); "
+                             "the small one has a quarter")
     parser.add_argument("--switchover-runs", type=int, default=5)
     parser.add_argument("--hand-runs", type=int, default=5)
     parser.add_argument("--failover-runs", type=int, default=3)
@@ -253,6 +259,10 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--keep-logs", action="store_true",
                         help="keep the playbook logs and reports (kept anyway on failure)")
     args = parser.parse_args(argv)
+    if args.only == "backup":
+        from bench import backup
+
+        return backup.run(args)
 
     configure_env()
     from lab import inventory as lab_inventory
