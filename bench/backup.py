@@ -36,7 +36,7 @@ import time
 import traceback
 from pathlib import Path
 
-from bench.common import RESULTS_DIR, loadavg, log, now_iso, write_json
+from bench.common import loadavg, log, now_iso, write_json
 
 LAB_DIR = "/var/tmp/failsafe-bench-backup-lab"
 LAB_REGIONS = "us-east=127.0.9.1,us-west=127.0.10.1"
@@ -69,8 +69,8 @@ def fill(conninfo: str, rows: int) -> None:
                 batch = []
                 for number in range(rows):
                     payload = os.urandom(ROW_PAYLOAD)
-                    batch.append("%d\t\\\\x%s\t%s\n" % (number, payload.hex(),
-                                                       hashlib.md5(payload).hexdigest()))
+                    note = hashlib.md5(payload).hexdigest()
+                    batch.append("%d\t\\\\x%s\t%s\n" % (number, payload.hex(), note))
                     if len(batch) == 2000:
                         copy.write("".join(batch))
                         batch = []

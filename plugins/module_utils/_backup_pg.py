@@ -188,6 +188,28 @@ def download_decompressed(store, s3, key, path):
     return digest, size, code, err
 
 
+def download_untar(store, s3, key, directory):
+    """Stream an object through `zstd -d | tar -x -C directory`, hashing the compressed bytes.
+
+    Returns (sha256 hex, bytes read, (zstd exit code, tar exit code), their stderr).
+    """
+    from ansible_collections.failsafe.datastores.plugins.module_utils import _s3
+
+    pipeline = Pipeline([[find_tool("zstd"), "-d", "-q", "-c"],
+                         [find_tool("tar"), "-x", "-C", directory]],
+                        stdin=subprocess.PIPE, stdout=subprocess.DEVNULL)
+    try:
+        digest, size = _s3.download_stream(store, s3, key, pipeline.stdin.write)
+        pipeline.stdin.close()
+        codes = tuple(proc.wait(timeout=600) for proc in pipeline.procs)
+        return digest, size, codes, pipeline.stderr(0) + pipeline.stderr(1)
+    except BaseException:
+        pipeline.kill()
+        raise
+    finally:
+        pipeline.close()
+
+
 # backup_history ------------------------------------------------------------------------------
 
 def table_identifier(name):

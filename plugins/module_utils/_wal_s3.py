@@ -1,4 +1,3 @@
-#!/usr/bin/python3
 # -*- coding: utf-8 -*-
 # Copyright: failsafe.datastores contributors
 # GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
@@ -33,11 +32,10 @@ import ssl
 import sys
 
 try:
+    import http.client as http_client
     from urllib.parse import quote, urlsplit
-    from urllib.request import Request, urlopen
-    from urllib.error import HTTPError, URLError
 except ImportError:  # pragma: no cover - Python 2 is not supported by the script
-    quote = urlsplit = Request = urlopen = HTTPError = URLError = None
+    http_client = quote = urlsplit = None
 
 WAL_DIR = "wal/postgresql"
 
@@ -85,27 +83,60 @@ def signed_headers(method, url, region, access_key, secret_key, payload_sha256, 
     return headers
 
 
+class HTTPError(Exception):
+    def __init__(self, code, reason):
+        super(HTTPError, self).__init__("HTTP %s %s" % (code, reason))
+        self.code = code
+        self.reason = reason
+
+
+class Response(object):
+    def __init__(self, status, reason, headers, body):
+        self.status = status
+        self.reason = reason
+        self.headers = dict((k.lower(), v) for k, v in headers)
+        self.body = body
+
+
 class S3Client(object):
+    """One S3 request at a time over http.client (standard library only)."""
+
     def __init__(self, config):
         self.config = config
         self.endpoint = (config.get("endpoint_url") or
                          "https://s3.%s.amazonaws.com" % config.get("region", "us-east-1")).rstrip("/")
+        self.parts = urlsplit(self.endpoint)
         self.context = None
-        if config.get("ca_cert"):
-            self.context = ssl.create_default_context(cafile=config["ca_cert"])
+        if self.parts.scheme == "https":
+            self.context = ssl.create_default_context(cafile=config.get("ca_cert"))
 
     def url(self, key):
         return "%s/%s/%s" % (self.endpoint, self.config["bucket"], quote(key, safe="/-_.~"))
 
     def request(self, method, key, body=b"", extra=None):
+        """Send one request; a status >= 300 raises HTTPError, a network failure OSError."""
         digest = hashlib.sha256(body).hexdigest()
         url = self.url(key)
         headers = signed_headers(method, url, self.config.get("region") or "us-east-1",
                                  self.config["access_key"], self.config["secret_key"], digest,
                                  extra=extra)
         del headers["host"]
-        req = Request(url, data=body if method == "PUT" else None, method=method, headers=headers)
-        return urlopen(req, timeout=float(self.config.get("timeout", 60)), context=self.context)
+        timeout = float(self.config.get("timeout", 60))
+        if self.context is not None:
+            conn = http_client.HTTPSConnection(self.parts.netloc, timeout=timeout,
+                                               context=self.context)
+        else:
+            conn = http_client.HTTPConnection(self.parts.netloc, timeout=timeout)
+        try:
+            conn.request(method, urlsplit(url).path, body=body if method == "PUT" else None,
+                         headers=headers)
+            response = conn.getresponse()
+            data = response.read()
+            if response.status >= 300:
+                raise HTTPError(response.status, response.reason)
+            return Response(response.status, response.reason, response.getheaders(), data)
+        finally:
+            conn.close()
 
 
 def push(config, path, name):
@@ -116,8 +147,7 @@ def push(config, path, name):
     client = S3Client(config)
     key = wal_key(config.get("prefix"), config["system_identifier"], name)
     try:
-        with client.request("HEAD", key) as response:
-            existing = response.headers.get("x-amz-meta-sha256")
+        existing = client.request("HEAD", key).headers.get("x-amz-meta-sha256")
         if existing == digest:
             return 0
         sys.stderr.write("failsafe-wal: %s is already archived with other content (SHA-256 %s, "
@@ -127,17 +157,16 @@ def push(config, path, name):
         if exc.code != 404:
             sys.stderr.write("failsafe-wal: HEAD %s: HTTP %s %s\n" % (key, exc.code, exc.reason))
             return 1
-    except (URLError, OSError) as exc:
+    except OSError as exc:
         sys.stderr.write("failsafe-wal: cannot reach S3 at %s: %s\n" % (client.endpoint, exc))
         return 1
     try:
-        with client.request("PUT", key, data, extra={"x-amz-meta-sha256": digest,
-                                                      "content-type": "application/octet-stream"}):
-            pass
+        client.request("PUT", key, data, extra={"x-amz-meta-sha256": digest,
+                                                "content-type": "application/octet-stream"})
     except HTTPError as exc:
         sys.stderr.write("failsafe-wal: PUT %s: HTTP %s %s\n" % (key, exc.code, exc.reason))
         return 1
-    except (URLError, OSError) as exc:
+    except OSError as exc:
         sys.stderr.write("failsafe-wal: cannot reach S3 at %s: %s\n" % (client.endpoint, exc))
         return 1
     return 0
@@ -148,14 +177,14 @@ def fetch(config, name, path):
     client = S3Client(config)
     key = wal_key(config.get("prefix"), config["system_identifier"], name)
     try:
-        with client.request("GET", key) as response:
-            data = response.read()
-            expected = response.headers.get("x-amz-meta-sha256")
+        response = client.request("GET", key)
+        data = response.body
+        expected = response.headers.get("x-amz-meta-sha256")
     except HTTPError as exc:
         if exc.code != 404:
             sys.stderr.write("failsafe-wal: GET %s: HTTP %s %s\n" % (key, exc.code, exc.reason))
         return 1
-    except (URLError, OSError) as exc:
+    except OSError as exc:
         sys.stderr.write("failsafe-wal: cannot reach S3 at %s: %s\n" % (client.endpoint, exc))
         return 1
     if expected and hashlib.sha256(data).hexdigest() != expected:
@@ -183,4 +212,4 @@ def main(argv=None):
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    raise SystemExit(main())

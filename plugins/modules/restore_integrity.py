@@ -154,8 +154,8 @@ def split_name(name, parts):
     if len(pieces) == parts - 1:
         pieces = ["public"] + pieces
     if len(pieces) != parts or not all(pieces):
-        raise PostgresError("%r is not a %s name" % (name, "schema.table" if parts == 2
-                                                       else "schema.table.column"))
+        kind = "schema.table" if parts == 2 else "schema.table.column"
+        raise PostgresError("%r is not a %s name" % (name, kind))
     return pieces
 
 

@@ -142,7 +142,6 @@ import os
 import pkgutil
 import pwd
 import shutil
-import subprocess
 import time
 
 from ansible.module_utils.basic import AnsibleModule
@@ -151,8 +150,8 @@ from ansible_collections.failsafe.datastores.plugins.module_utils import _backup
 from ansible_collections.failsafe.datastores.plugins.module_utils import _s3
 from ansible_collections.failsafe.datastores.plugins.module_utils._backup_pg import (
     PipelineError,
+    download_untar,
     find_bin,
-    find_tool,
 )
 from ansible_collections.failsafe.datastores.plugins.module_utils._postgres import (
     PostgresError,
@@ -193,21 +192,7 @@ def choose_base(records, backup_id, target):
 
 
 def extract_verified(store, s3, record, data_dir):
-    zstd, tar = find_tool("zstd"), find_tool("tar")
-    unzstd = subprocess.Popen([zstd, "-d", "-q", "-c"], stdin=subprocess.PIPE,
-                              stdout=subprocess.PIPE, stderr=subprocess.PIPE)
-    untar = subprocess.Popen([tar, "-x", "-C", data_dir], stdin=unzstd.stdout,
-                             stderr=subprocess.PIPE)
-    unzstd.stdout.close()
-    try:
-        digest, size = _s3.download_stream(store, s3, record["key"], unzstd.stdin.write)
-        unzstd.stdin.close()
-        codes = (unzstd.wait(timeout=600), untar.wait(timeout=600))
-    except BaseException:
-        for proc in (unzstd, untar):
-            proc.kill()
-            proc.wait()
-        raise
+    digest, size, codes, errors = download_untar(store, s3, record["key"], data_dir)
     if digest != record["sha256"] or size != record.get("size_bytes", size):
         raise PitrError(
             "refusing base backup %s (%s): its SHA-256 does not match the catalog: expected %s "
@@ -216,8 +201,7 @@ def extract_verified(store, s3, record, data_dir):
                          record.get("size_bytes"), digest, size))
     if codes != (0, 0):
         raise PitrError("could not unpack base backup %s: zstd %s, tar %s: %s" % (
-            record["backup_id"], codes[0], codes[1],
-            (unzstd.stderr.read() + untar.stderr.read()).decode("utf-8", "replace")[-500:]))
+            record["backup_id"], codes[0], codes[1], errors[-500:]))
     return digest
 
 

@@ -90,8 +90,8 @@ def test_info_lists_backups_and_verify_rereads_them(run_module, s3_store, backup
     second = backup(run_module, s3_store, backup_db)
     info = run_module("backup_info", dict(store=s3_store.store, engines=["postgresql"]))
     assert not info.failed, info.msg
-    assert [b["backup_id"] for b in info["backups"]] == [second["backup"]["backup_id"],
-                                                       first["backup"]["backup_id"]]
+    assert [b["backup_id"] for b in info["backups"]] == [
+        second["backup"]["backup_id"], first["backup"]["backup_id"]]
     assert info["newest"]["postgresql"]["backup_id"] == second["backup"]["backup_id"]
     assert info["freshness"]["postgresql"]["status"] == "ok"
     growth = info["size_changes"]["postgresql"]
@@ -118,8 +118,8 @@ def test_a_flipped_byte_is_reported_and_refused_before_the_target_is_touched(
     assert "refusing backup %s" % done["backup"]["backup_id"] in refused.msg
     assert done["backup"]["sha256"] in refused.msg and "target was not touched" in refused.msg
     assert not backup_db.exists(target) and not backup_db.exists(target + "__restoring")
-    assert not [f for f in os.listdir("/var/tmp") if f.startswith("failsafe-restore-" +
-                                                                 done["backup"]["backup_id"])]
+    leftover = "failsafe-restore-" + done["backup"]["backup_id"]
+    assert not [f for f in os.listdir("/var/tmp") if f.startswith(leftover)]
 
 
 # Failures leave no success ----------------------------------------------------------------------
@@ -231,7 +231,7 @@ def test_validate_only_touches_no_server(run_module, s3_store, backup_db):
 # Retention ------------------------------------------------------------------------------------
 
 def test_retention_keeps_the_newest_and_deletes_the_old(run_module, s3_store, backup_db):
-    made = [backup(run_module, s3_store, backup_db) for _ in range(3)]
+    made = [backup(run_module, s3_store, backup_db) for _number in range(3)]
     now = datetime.datetime.now(UTC)
     # the two older backups made to look 40 and 35 days old; the newest stays young
     s3_store.set_created(made[0]["backup"]["key"], now - datetime.timedelta(days=40))
