@@ -21,6 +21,7 @@ MINIMAL = {
     "backup_postgresql": {"store": STORE, "source": PG},
     "backup_postgresql_base": {"store": STORE, "source": PG},
     "backup_postgresql_wal": {"store": STORE, "server": PG, "script_dir": "/var/lib/postgresql/x"},
+    "backup_redis": {"store": STORE, "server": {"host": "redis-east"}},
     "backup_retention": {"store": STORE},
     "backup_set": {"store": STORE, "set_id": "set_20250130_020000", "members": []},
     "backup_verify": {"store": STORE},
@@ -28,7 +29,9 @@ MINIMAL = {
     "restore_postgresql": {"store": STORE, "target": PG},
     "restore_postgresql_pitr": {"store": STORE, "target_time": "2025-01-30T12:00:00Z",
                                 "path": "/var/tmp/pitr"},
+    "restore_redis": {"store": STORE, "target": {"host": "redis-east"}},
     "restore_scratch_postgresql": {"path": "/var/tmp/scratch"},
+    "restore_scratch_redis": {"path": "/var/tmp/scratch-redis"},
 }
 
 SECRET_NAME = re.compile(r"pass(word|wd)?$|secret|token", re.IGNORECASE)
@@ -72,7 +75,9 @@ def test_secrets_never_reach_the_output(name, run_module):
             key = "secret_key" if option == "store" else "password"
             args[option] = dict(args[option], **{key: "s3cr3t-%s" % option})
             values.append("s3cr3t-%s" % option)
-    if name == "restore_scratch_postgresql":
+    if name == "restore_redis":
+        args["start_command"] = ["true"]
+    if name.startswith("restore_scratch_"):
         args["password"] = "s3cr3t-scratch"
         values.append("s3cr3t-scratch")
     args["not_an_option"] = True
