@@ -1,0 +1,115 @@
+"""Redis backups to the lab's S3 server, for real: RDB of a full resync streamed to S3, restore by
+replacing the RDB and restarting, corruption refused.
+
+The Redis servers here are throwaway servers started with restore_scratch_redis in the test lab's
+directory (the lab's own Redis servers are not part of this branch's lab yet). Verification is
+independent of the modules: redis-py for the data, boto3 for the bucket.
+"""
+
+from __future__ import annotations
+
+import json
+import uuid
+
+import pytest
+import redis
+
+pytestmark = pytest.mark.usefixtures("lab_env")
+
+
+@pytest.fixture
+def scratch_redis(lab_env, run_module):
+    """scratch_redis(name) -> (server dict for the modules, redis-py client, start command)."""
+    started = []
+
+    def start(name):
+        path = str(lab_env.config.state_dir / f"redis-{name}-{uuid.uuid4().hex[:6]}")
+        password = uuid.uuid4().hex
+        result = run_module("restore_scratch_redis", dict(path=path, password=password))
+        assert not result.failed, result.msg
+        started.append(path)
+        server = dict(host=result["host"], port=result["port"], password=password)
+        client = redis.Redis(host=result["host"], port=result["port"], password=password)
+        return server, client, result["start_command"], path
+
+    yield start
+    for path in started:
+        run_module("restore_scratch_redis", dict(path=path, state="absent"))
+
+
+def fill(client, count, prefix="k"):
+    pipe = client.pipeline(transaction=False)
+    for number in range(count):
+        pipe.set(f"{prefix}{number}", f"value-{number}-" + "x" * 100)
+    pipe.execute()
+
+
+def test_backup_and_restore_four_steps(run_module, s3_store, scratch_redis):
+    source, src, _cmd, _path = scratch_redis("src")
+    fill(src, 20000)
+    args = dict(server=source, store=s3_store.store, source_name="redis-test", min_interval=3600)
+    checked = run_module("backup_redis", args, check=True)
+    assert checked.changed and s3_store.keys() == []
+    done = run_module("backup_redis", args)
+    assert not done.failed, done.msg
+    key = done["backup"]["key"]
+    meta = s3_store.head(key)
+    assert meta["status"] == "success" and meta["sha256"] == s3_store.sha256(key)
+    assert meta["position"].startswith("offset=") and key.endswith(".rdb.zst")
+    manifest = json.loads(s3_store.body(done["manifest_key"]))
+    assert manifest["members"][0]["counts"] == {"db0": 20000}
+    assert not run_module("backup_redis", args, check=True).changed
+    assert not run_module("backup_redis", args).changed
+
+    target, dst, start_command, _path = scratch_redis("dst")
+    restore = dict(target=target, store=s3_store.store, start_command=start_command)
+    checked = run_module("restore_redis", restore, check=True)
+    assert checked.changed and dst.dbsize() == 0
+    restored = run_module("restore_redis", restore)
+    assert not restored.failed, restored.msg
+    assert restored["counts"] == {"db0": 20000}
+    dst = redis.Redis(host=target["host"], port=target["port"], password=target["password"])
+    assert dst.dbsize() == 20000 and dst.get("k4242").startswith(b"value-4242-")
+    assert not run_module("restore_redis", restore, check=True).changed
+    again = run_module("restore_redis", restore)
+    assert not again.changed and again["already_restored"]
+
+
+def test_a_flipped_byte_is_refused_and_the_server_untouched(run_module, s3_store, scratch_redis):
+    source, src, _cmd, _path = scratch_redis("src")
+    fill(src, 5000)
+    done = run_module("backup_redis", dict(server=source, store=s3_store.store))
+    s3_store.flip_byte(done["backup"]["key"], offset=500)
+    target, dst, start_command, _path = scratch_redis("dst")
+    fill(dst, 7, prefix="keep")
+    refused = run_module("restore_redis", dict(target=target, store=s3_store.store,
+                                               start_command=start_command, existing="replace"))
+    assert refused.failed
+    assert "refusing backup %s" % done["backup"]["backup_id"] in refused.msg
+    assert "server was not touched" in refused.msg
+    assert dst.dbsize() == 7 and dst.ping()
+
+
+def test_a_server_with_keys_is_refused_without_replace(run_module, s3_store, scratch_redis):
+    source, src, _cmd, _path = scratch_redis("src")
+    fill(src, 10)
+    run_module("backup_redis", dict(server=source, store=s3_store.store))
+    target, dst, start_command, _path = scratch_redis("dst")
+    fill(dst, 3, prefix="live")
+    refused = run_module("restore_redis", dict(target=target, store=s3_store.store,
+                                               start_command=start_command))
+    assert refused.failed and "holds 3 keys" in refused.msg and "existing=replace" in refused.msg
+    assert dst.dbsize() == 3
+    valid = run_module("restore_redis", dict(target=target, store=s3_store.store,
+                                             validate_only=True))
+    assert not valid.failed, valid.msg
+    assert valid["validated"] and not valid.changed and dst.dbsize() == 3
+
+
+def test_wrong_password_is_a_clear_error(run_module, s3_store, scratch_redis):
+    source, _src, _cmd, _path = scratch_redis("src")
+    failed = run_module("backup_redis", dict(server=dict(source, password="wrong"),
+                                             store=s3_store.store))
+    assert failed.failed and "refused the credentials" in failed.msg
+    assert "wrong" not in failed.msg.replace("wrong password", "")
+    assert s3_store.keys() == []
