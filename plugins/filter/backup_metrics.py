@@ -61,9 +61,9 @@ def backup_findings(info, verify=None, restore=None, now=None):
     return findings
 
 
-def backup_prometheus(findings, now=None):
+def backup_prometheus(findings, now=None, verification=True):
     now = catalog.parse_time(now) if now else catalog.utcnow()
-    return catalog.prometheus_text(findings, now)
+    return catalog.prometheus_text(findings, now, verification)
 
 
 class FilterModule(object):

@@ -425,9 +425,10 @@ def _label(value):
     return str(value).replace("\\", "\\\\").replace("\n", "\\n").replace('"', '\\"')
 
 
-def prometheus_text(findings, now):
+def prometheus_text(findings, now, verification=True):
     """The scheduled verification's findings as Prometheus text format (node_exporter's textfile
-    collector reads it). `findings`: {engine: {...}} as backup_verify's role builds it."""
+    collector reads it). `findings`: {engine: {...}} as backup_verify's role builds it.
+    `verification`: add the time of this verification (not for a drill's file)."""
     metrics = [
         ("failsafe_backup_last_success_timestamp_seconds", "gauge",
          "Unix time of the newest successful backup", "last_success_timestamp"),
@@ -461,6 +462,8 @@ def prometheus_text(findings, now):
             if isinstance(value, bool):
                 value = int(value)
             lines.append('%s{engine="%s"} %s' % (name, _label(engine), _number(value)))
+    if not verification:
+        return "\n".join(lines) + "\n"
     lines.append("# HELP failsafe_backup_verify_timestamp_seconds Unix time of this verification")
     lines.append("# TYPE failsafe_backup_verify_timestamp_seconds gauge")
     lines.append("failsafe_backup_verify_timestamp_seconds %s" % _number(

@@ -113,3 +113,37 @@ def test_wrong_password_is_a_clear_error(run_module, s3_store, scratch_redis):
     assert failed.failed and "refused the credentials" in failed.msg
     assert "wrong" not in failed.msg.replace("wrong password", "")
     assert s3_store.keys() == []
+
+
+def test_backup_set_with_redis_and_the_drill_of_both(run_playbook, run_module, s3_store,
+                                                     scratch_redis, backup_db, lab_env, tmp_path):
+    import shutil
+
+    source, src, _cmd, _path = scratch_redis("src")
+    fill(src, 3000)
+    inventory = tmp_path / "inventory"
+    inventory.mkdir()
+    shutil.copy(lab_env.inventory, inventory / "lab.yml")
+    (inventory / "redis.yml").write_text(json.dumps({"redis": {"hosts": {"redis-scratch": {
+        "failsafe_region": "us-east", "failsafe_redis_host": source["host"],
+        "failsafe_redis_port": source["port"], "failsafe_redis_password": source["password"]}}}}))
+    ev = dict(failsafe_s3_prefix=s3_store.prefix, failsafe_lock_path=str(tmp_path / "locks"),
+              backup_engines=["postgresql", "redis"],
+              backup_postgresql_databases=[backup_db.name])
+    done = run_playbook("playbooks/backup.yml", inventory=inventory, extravars=ev)
+    assert done.status == "successful", done.stdout_text[-3000:]
+    manifests = [k for k in s3_store.keys("sets")]
+    assert len(manifests) == 1
+    members = json.loads(s3_store.body(manifests[0]))["members"]
+    assert sorted(m["engine"] for m in members) == ["postgresql", "redis"]
+    assert [m["counts"] for m in members if m["engine"] == "redis"] == [{"db0": 3000}]
+    metrics = tmp_path / "drill.prom"
+    drill = run_playbook("playbooks/dr_drill.yml", inventory=inventory, extravars=dict(
+        ev, dr_drill_dir=str(lab_env.config.state_dir / f"drill-{s3_store.prefix}"),
+        dr_drill_os_user=backup_db.node.component.lab.runner.user,
+        dr_drill_metrics_file=str(metrics)))
+    assert drill.status == "successful", drill.stdout_text[-3000:]
+    text = metrics.read_text()
+    assert 'failsafe_restore_validation_ok{engine="redis"} 1' in text
+    assert 'failsafe_restore_validation_ok{engine="postgresql"} 1' in text
+    assert text.count("# TYPE failsafe_restore_duration_seconds gauge") == 1
