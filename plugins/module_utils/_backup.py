@@ -305,7 +305,8 @@ def retention(records, manifests, now, keep_days=30, incomplete_grace_hours=24.0
     """What the retention deletes and what it keeps, with a reason for each.
 
     - a success younger than keep_days stays;
-    - the newest success of each engine stays, however old;
+    - the newest success of each engine stays, however old, and so does the newest success of
+      each dataset (each database's dump, each cluster's base backup for PITR);
     - every member of a kept set stays (a set is kept when one of its members is kept for one
       of the reasons above): a recovery point across engines is never broken up;
     - a success older than keep_days goes;
@@ -316,16 +317,22 @@ def retention(records, manifests, now, keep_days=30, incomplete_grace_hours=24.0
     cutoff = now - datetime.timedelta(days=keep_days)
     grace = now - datetime.timedelta(hours=incomplete_grace_hours)
     newest = {}
-    for record in records:
-        engine = record.get("engine")
-        if engine not in newest and newest_success(records, engine) is not None:
-            newest[engine] = newest_success(records, engine)["backup_id"]
+    newest_of_dataset = {}
+    for record in by_time(records):
+        if not usable(record):
+            continue
+        newest.setdefault(record.get("engine"), record["backup_id"])
+        newest_of_dataset.setdefault((record.get("engine"), record.get("dataset")),
+                                     record["backup_id"])
     reasons = {}
     for record in records:
         rid = record["backup_id"]
         if usable(record):
             if newest.get(record["engine"]) == rid:
                 reasons[rid] = "newest successful %s backup" % record["engine"]
+            elif newest_of_dataset.get((record.get("engine"), record.get("dataset"))) == rid:
+                reasons[rid] = "newest successful %s backup of %s" % (record["engine"],
+                                                                      record.get("dataset"))
             elif created(record) >= cutoff:
                 reasons[rid] = "younger than %s days" % keep_days
         elif created(record) >= grace:
@@ -356,6 +363,46 @@ def retention(records, manifests, now, keep_days=30, incomplete_grace_hours=24.0
             delete.append((record, "not a success (%s), older than %s h"
                            % ("; ".join(record_problems(record)), incomplete_grace_hours)))
     return delete, keep
+
+
+WAL_SEGMENT_BYTES = 16 * 1024 * 1024
+_WAL_NAME = re.compile(r"^([0-9A-F]{8})([0-9A-F]{8})([0-9A-F]{8})$")
+
+
+def wal_segment(lsn, segment_bytes=WAL_SEGMENT_BYTES):
+    """(log, segment) of the WAL file that holds an LSN ('0/9000060')."""
+    high, low = (int(part, 16) for part in lsn.split("/"))
+    return high, low // segment_bytes
+
+
+def wal_to_delete(wal_keys, kept_bases, segment_bytes=WAL_SEGMENT_BYTES):
+    """Archived WAL segments no kept base backup needs: per system identifier, the segments
+    before the start of its oldest kept base backup (any timeline). History files, partial
+    segments and WAL of a system with no kept base backup are kept.
+
+    wal_keys: keys '<prefix>/wal/postgresql/<sysid>/<file>'; kept_bases: base backup records
+    (dataset 'base:<sysid>', position 'start_lsn=... ...')."""
+    oldest = {}
+    for record in kept_bases:
+        sysid = (record.get("dataset") or "").partition(":")[2]
+        start = dict(item.partition("=")[::2] for item in (record.get("position") or "").split())
+        if not sysid or not start.get("start_lsn"):
+            continue
+        segment = wal_segment(start["start_lsn"], segment_bytes)
+        if sysid not in oldest or segment < oldest[sysid]:
+            oldest[sysid] = segment
+    doomed = []
+    for key in wal_keys:
+        parts = key.rsplit("/", 2)
+        if len(parts) != 3:
+            continue
+        sysid, name = parts[1], parts[2]
+        match = _WAL_NAME.match(name)
+        if not match or sysid not in oldest:
+            continue
+        if (int(match.group(2), 16), int(match.group(3), 16)) < oldest[sysid]:
+            doomed.append(key)
+    return doomed
 
 
 def manifests_to_delete(manifests, remaining_ids):

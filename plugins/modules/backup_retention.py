@@ -19,6 +19,10 @@ description:
   - Backups that are not a success (interrupted, failed, no checksum) are deleted once older
     than O(incomplete_grace_hours), and so are multipart uploads abandoned as long ago.
   - Set manifests are deleted once none of their members remains.
+  - "Point-in-time recovery: the newest base backup of each cluster is kept like any dataset's
+    newest backup, and with O(prune_wal) archived WAL segments older than the start of the
+    oldest base backup kept go too (history files stay; the WAL of a cluster without a kept base
+    backup stays)."
   - In check mode it lists what would be deleted, and why, and deletes nothing.
 author:
   - Failsafe Datastores maintainers (@failsafe-datastores)
@@ -44,6 +48,10 @@ options:
     description: Backups that are not a success, and abandoned multipart uploads, younger than this are left alone (they may still be running).
     type: float
     default: 24
+  prune_wal:
+    description: Delete archived WAL that no kept base backup needs.
+    type: bool
+    default: true
   engines:
     description: Engines whose backups the policy applies to.
     type: list
@@ -80,6 +88,10 @@ deleted_manifests:
   returned: always
   type: list
   elements: str
+deleted_wal:
+  description: Number of archived WAL segments deleted (or that would be).
+  returned: always
+  type: int
 aborted_uploads:
   description: Keys of abandoned multipart uploads aborted (or that would be).
   returned: always
@@ -116,6 +128,11 @@ def entry(record, reason, with_size=False):
     return out
 
 
+def wal_prefix_of(store):
+    return "/".join(p.strip("/") for p in (store.get("prefix") or "", "wal/postgresql")
+                    if p.strip("/")) + "/"
+
+
 def stale_uploads(store, s3, engines, grace_hours, now):
     found = []
     prefixes = [catalog.engine_prefix(store.get("prefix"), e) for e in engines]
@@ -138,6 +155,7 @@ def main():
             incomplete_grace_hours=dict(type="float", default=24),
             engines=dict(type="list", elements="str", default=["postgresql", "redis"],
                          choices=list(catalog.ENGINES)),
+            prune_wal=dict(type="bool", default=True),
         ),
         supports_check_mode=True,
     )
@@ -148,7 +166,7 @@ def main():
         module.fail_json(msg="keep_days must be 1 or more, got %d" % params["keep_days"])
     timer = Timer()
     result = dict(changed=False, deleted=[], kept=[], deleted_manifests=[], aborted_uploads=[],
-                  freed_bytes=0)
+                  deleted_wal=0, freed_bytes=0)
     try:
         s3 = _s3.client(store)
         _s3.check_bucket(store, s3)
@@ -159,6 +177,12 @@ def main():
                                          params["incomplete_grace_hours"])
         uploads = stale_uploads(store, s3, params["engines"], params["incomplete_grace_hours"],
                                 now)
+        wal, sizes = [], {}
+        if params["prune_wal"] and "postgresql" in params["engines"]:
+            listed = _s3.list_keys(store, s3, wal_prefix_of(store))
+            sizes = dict((key, size) for key, size, _modified in listed)
+            kept_bases = [r for r, _reason in keep if (r.get("dataset") or "").startswith("base:")]
+            wal = catalog.wal_to_delete(sorted(sizes), kept_bases)
         timer.mark("catalog")
         remaining = set(r["backup_id"] for r, _reason in keep)
         # Manifests of sets entirely gone; sets of engines outside this run keep theirs.
@@ -170,12 +194,15 @@ def main():
             kept=[entry(r, why) for r, why in keep],
             deleted_manifests=[m["key"] for m in doomed_manifests],
             aborted_uploads=[u["Key"] for u in uploads],
-            freed_bytes=sum(r.get("stored_bytes") or 0 for r, _why in delete),
+            deleted_wal=len(wal),
+            freed_bytes=sum(r.get("stored_bytes") or 0 for r, _why in delete)
+            + sum(sizes[k] for k in wal),
         )
-        result["changed"] = bool(delete or doomed_manifests or uploads)
+        result["changed"] = bool(delete or doomed_manifests or uploads or wal)
         if result["changed"] and not module.check_mode:
             _s3.delete(store, s3, [r["key"] for r, _why in delete])
             _s3.delete(store, s3, result["deleted_manifests"])
+            _s3.delete(store, s3, wal)
             for upload in uploads:
                 _s3.call(store, "aborting an abandoned upload", s3.abort_multipart_upload,
                          Bucket=store["bucket"], Key=upload["Key"], UploadId=upload["UploadId"])

@@ -301,6 +301,23 @@ def test_pitr_to_a_moment_between_two_writes(run_module, s3_store, backup_db, pg
             rows = [r[0] for r in conn.execute("SELECT id FROM pitr ORDER BY id")]
         assert rows == [1]
         assert not run_module("restore_postgresql_pitr", pitr).changed
+        # a newer base backup; the first made to look old: the retention takes it and the WAL
+        # only it needed, and keeps the WAL from the newer base backup's start
+        newer = run_module("backup_postgresql_base", dict(source=node.peer(), store=s3_store.store))
+        assert not newer.failed, newer.msg
+        s3_store.set_created(base["backup"]["key"],
+                             datetime.datetime.now(UTC) - datetime.timedelta(days=40))
+        wal_before = s3_store.keys("wal")
+        pruned = run_module("backup_retention", dict(store=s3_store.store, engines=["postgresql"]))
+        assert not pruned.failed, pruned.msg
+        assert [d["backup_id"] for d in pruned["deleted"]] == [base["backup"]["backup_id"]]
+        assert pruned["deleted_wal"] > 0
+        wal_after = s3_store.keys("wal")
+        assert len(wal_after) == len(wal_before) - pruned["deleted_wal"]
+        start = newer["start_lsn"].split("/")
+        first_needed = "%08X%08X" % (int(start[0], 16), int(start[1], 16) // (16 * 1024 * 1024))
+        assert all(k.rsplit("/", 1)[1][8:24] >= first_needed for k in wal_after
+                   if len(k.rsplit("/", 1)[1]) == 24)
     finally:
         run_module("restore_scratch_postgresql", dict(path=path, state="absent",
                                                       os_user=node.component.lab.runner.user))

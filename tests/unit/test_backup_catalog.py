@@ -224,3 +224,26 @@ def test_prometheus_text_format():
     assert 'failsafe_backup_verify_ok{engine="postgresql"} 1' in lines
     assert text.endswith("\n")
     assert "failsafe_backup_verify_timestamp_seconds 1738238400.0" in lines
+
+
+def test_retention_keeps_the_newest_of_each_dataset():
+    dump = rec("postgresql", 1)
+    base = rec("postgresql", 24 * 50, seq=1)
+    base["dataset"] = "base:7312"
+    older_base = rec("postgresql", 24 * 60, seq=2)
+    older_base["dataset"] = "base:7312"
+    delete, keep = catalog.retention([dump, base, older_base], [], NOW, keep_days=30)
+    assert ids(delete) == [older_base["backup_id"]]
+    assert dict((r["backup_id"], why) for r, why in keep)[base["backup_id"]] == \
+        "newest successful postgresql backup of base:7312"
+
+
+def test_wal_segments_before_the_oldest_kept_base_go():
+    base = dict(dataset="base:7312", position="start_lsn=0/9000060 end_lsn=0/B000000")
+    keys = ["p/wal/postgresql/7312/%s" % name for name in (
+        "000000010000000000000007", "000000010000000000000008", "000000010000000000000009",
+        "00000002000000000000000A", "00000002.history", "000000010000000000000008.00000028.backup")]
+    keys.append("p/wal/postgresql/9999/000000010000000000000001")  # no kept base: kept
+    assert catalog.wal_to_delete(keys, [base]) == keys[:2]
+    assert catalog.wal_segment("1/2000000") == (1, 2)
+    assert catalog.wal_to_delete(keys, []) == []
