@@ -371,3 +371,42 @@ def test_backup_verify_and_dr_drill_playbooks(run_playbook, s3_store, backup_db,
     assert failing.status == "failed" and failing.rc != 0
     assert "does not match its checksum" in failing.stdout_text
     assert 'failsafe_backup_verify_mismatches{engine="postgresql"} 1' in metrics.read_text()
+
+
+def test_pitr_through_the_playbooks(run_playbook, run_module, s3_store, backup_db, pg_pair,
+                                    lab_env, tmp_path):
+    node = backup_db.node
+    ev = extravars(s3_store, tmp_path, backup_postgresql_databases=[backup_db.name],
+                   backup_postgresql_pitr=True)
+    path = str(lab_env.config.state_dir / f"pitr-pb-{s3_store.prefix}")
+    try:
+        done = run_playbook("playbooks/backup.yml", extravars=ev)
+        assert done.status == "successful", done.stdout_text[-3000:]
+        members = stats(done, "failsafe_backup")["members"]
+        assert sorted(m.get("kind", "dump") for m in members) == ["base backup", "dump"]
+        assert "failsafe_wal_s3.py push" in pg_pair.scalar(node, "SHOW archive_command")
+        with psycopg.connect(node.conninfo(dbname=backup_db.name), autocommit=True) as conn:
+            conn.execute("INSERT INTO customers VALUES (1000, 'before the target')")
+            time.sleep(0.5)
+            target = conn.execute("SELECT clock_timestamp()").fetchone()[0]
+            time.sleep(0.5)
+            conn.execute("DELETE FROM orders")  # the accident
+            conn.execute("SELECT pg_switch_wal()")
+        time.sleep(2)
+        restored = run_playbook("playbooks/restore.yml", extravars=dict(
+            ev, restore_target_time=target.isoformat(), restore_pitr_path=path,
+            restore_pitr_os_user=node.component.lab.runner.user))
+        assert restored.status == "successful", restored.stdout_text[-3000:]
+        pitr = stats(restored, "failsafe_restore")["postgresql"]["pitr"]
+        with psycopg.connect(host=path, port=pitr["port"], user="postgres",
+                             dbname=backup_db.name) as conn:
+            assert conn.execute("SELECT count(*) FROM orders").fetchone()[0] == 200
+            assert conn.execute("SELECT name FROM customers WHERE id = 1000").fetchone()[0] == \
+                "before the target"
+        assert backup_db.count("orders") == 0  # the live server was not touched
+    finally:
+        run_module("restore_scratch_postgresql", dict(path=path, state="absent",
+                                                      os_user=node.component.lab.runner.user))
+        run_module("backup_postgresql_wal", dict(
+            server=node.peer(), store=s3_store.store, state="absent",
+            script_dir=str(node.data_dir.parent / "failsafe-wal")))
