@@ -94,7 +94,7 @@ options:
     default: ""
   min_interval:
     description:
-      - Seconds. When the newest successful PostgreSQL backup of this source is younger, take
+      - Seconds. When the newest successful dump of this source's database is younger, take
         none and report changed=false. 0 always takes a backup.
     type: int
     default: 0
@@ -311,7 +311,7 @@ def main():
         _s3.check_bucket(store, s3)
         source_name = params["source_name"] or source["host"]
         if params["min_interval"] > 0:
-            recent = recent_success(store, s3, source_name, params["min_interval"])
+            recent = recent_success(store, s3, source_name, source["db"], params["min_interval"])
             if recent is not None:
                 result.update(backup=catalog.summary(recent), set_id=recent.get("set_id") or "",
                               skipped_reason="the newest successful backup %s of %s is younger "
@@ -387,10 +387,12 @@ def main():
     finish(module, result, timer, record)
 
 
-def recent_success(store, s3, source_name, min_interval):
+def recent_success(store, s3, source_name, database, min_interval):
+    """The newest successful dump of this source's database, when younger than min_interval."""
     now = catalog.utcnow()
     for record in catalog.load_records(store, s3, [ENGINE]):
-        if record.get("source_host") == source_name and catalog.usable(record):
+        if record.get("source_host") == source_name and record.get("dataset") == database \
+                and record.get("format") == FORMAT and catalog.usable(record):
             if (now - catalog.created(record)).total_seconds() < min_interval:
                 return record
             return None

@@ -92,7 +92,8 @@ options:
   source_database:
     description:
       - With O(backup_id=latest), the newest backup of this database (the database the backup
-        was taken of). Empty takes the newest PostgreSQL backup of any database.
+        was taken of). Empty takes the one database the catalog holds dumps of, or O(database)
+        when it is one of several; several and no match are refused.
     type: str
   database:
     description: Database to restore into. Default the database the backup was taken of (from its set manifest).
@@ -278,6 +279,21 @@ def member_database(store, s3, record):
     return None
 
 
+def latest_dataset(records, wanted, database):
+    """For 'latest' without source_database: the one database backed up, or `database` if it
+    is one of several; several and no match is refused rather than guessed."""
+    if wanted not in (None, "", "latest"):
+        return None
+    datasets = sorted(set(r.get("dataset") for r in records if catalog.usable(r)
+                          and r.get("format") == DUMP_FORMAT and r.get("dataset")))
+    if len(datasets) <= 1:
+        return datasets[0] if datasets else None
+    if database in datasets:
+        return database
+    raise RestoreError("the catalog holds dumps of several databases (%s): name the one to "
+                       "restore with source_database. Nothing was changed" % ", ".join(datasets))
+
+
 def set_member(store, s3, set_name, source_database):
     """The backup id of the PostgreSQL member of a set (of source_database if given)."""
     for manifest in catalog.load_manifests(store, s3):
@@ -364,11 +380,12 @@ def main():
         _s3.check_bucket(store, s3)
         records = catalog.load_records(store, s3, [ENGINE])
         wanted = params["backup_id"]
+        source_database = params["source_database"] or latest_dataset(records, wanted,
+                                                                      params["database"])
         if wanted.startswith("set_"):
-            wanted = set_member(store, s3, wanted, params["source_database"])
+            wanted = set_member(store, s3, wanted, source_database)
         try:
-            record = catalog.find(records, wanted, ENGINE, params["source_database"] or None,
-                                  [DUMP_FORMAT])
+            record = catalog.find(records, wanted, ENGINE, source_database or None, [DUMP_FORMAT])
         except catalog.CatalogError as exc:
             raise RestoreError("%s. Nothing was changed" % exc)
         if not catalog.usable(record):

@@ -247,3 +247,20 @@ def test_wal_segments_before_the_oldest_kept_base_go():
     assert catalog.wal_to_delete(keys, [base]) == keys[:2]
     assert catalog.wal_segment("1/2000000") == (1, 2)
     assert catalog.wal_to_delete(keys, []) == []
+
+
+def test_restore_latest_never_guesses_between_databases():
+    from ansible_collections.failsafe.datastores.plugins.modules import restore_postgresql as mod
+
+    def dump(db, seq):
+        record = rec("postgresql", 1, seq=seq)
+        record.update(dataset=db, format=mod.DUMP_FORMAT)
+        return record
+
+    one = [dump("app", 0)]
+    assert mod.latest_dataset(one, "latest", None) == "app"
+    two = [dump("app", 0), dump("billing", 1)]
+    assert mod.latest_dataset(two, "latest", "billing") == "billing"
+    assert mod.latest_dataset(two, "postgresql_20250130_110000", None) is None
+    with pytest.raises(mod.RestoreError, match="several databases \\(app, billing\\)"):
+        mod.latest_dataset(two, "latest", "app_copy")
