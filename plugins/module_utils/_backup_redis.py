@@ -61,7 +61,7 @@ class Resp(object):
                 self.close()
                 raise RedisError("Redis at %s refused the credentials (%s): check the user and "
                                  "password (the password was not shown)"
-                                 % (describe(server), str(exc).split(":")[-1].strip()))
+                                 % (describe(server), str(exc).rsplit(":", maxsplit=1)[-1].strip()))
 
     def close(self):
         try:
@@ -169,8 +169,8 @@ class RdbStream(object):
             header = self.conn.line()
         if not header.startswith(b"$") or header.startswith(b"$EOF:"):
             self.conn.close()
-            raise RedisError("unexpected RDB transfer header from %s: %r" % (describe(server),
-                                                                            header[:60]))
+            raise RedisError("unexpected RDB transfer header from %s: %r"
+                             % (describe(server), header[:60]))
         self.remaining = int(header[1:])
         self.size = self.remaining
         self.first = True

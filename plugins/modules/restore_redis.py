@@ -22,7 +22,7 @@ description:
     refused (it would load its AOF, not the RDB).
   - A marker file beside the RDB names the backup restored, so restoring the same backup again
     reports changed=false (unless O(force)).
-  - Run it on the Redis host (C(delegate_to)): the file is written there.
+  - Run it on the Redis host (C(delegate_to)); the file is written there.
 author:
   - Failsafe Datastores maintainers (@failsafe-datastores)
 extends_documentation_fragment:

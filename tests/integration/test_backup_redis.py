@@ -132,7 +132,7 @@ def test_backup_set_with_redis_and_the_drill_of_both(run_playbook, run_module, s
               backup_postgresql_databases=[backup_db.name])
     done = run_playbook("playbooks/backup.yml", inventory=inventory, extravars=ev)
     assert done.status == "successful", done.stdout_text[-3000:]
-    manifests = [k for k in s3_store.keys("sets")]
+    manifests = s3_store.keys("sets")
     assert len(manifests) == 1
     members = json.loads(s3_store.body(manifests[0]))["members"]
     assert sorted(m["engine"] for m in members) == ["postgresql", "redis"]
