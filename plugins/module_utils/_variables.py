@@ -32,6 +32,8 @@ INVENTORY_VARIABLES = (
     "failsafe_pg_bin_dir",
     "failsafe_pg_log_file",
     "failsafe_pg_slot_name",
+    # Redis hosts restored by restore.yml (docs/inventory.md, Backups).
+    "failsafe_redis_start_command",
 )
 
 # For a whole run: inventory group_vars or -e.

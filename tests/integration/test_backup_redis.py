@@ -119,14 +119,15 @@ def test_backup_set_with_redis_and_the_drill_of_both(run_playbook, run_module, s
                                                      scratch_redis, backup_db, lab_env, tmp_path):
     import shutil
 
-    source, src, _cmd, _path = scratch_redis("src")
+    source, src, start_command, _path = scratch_redis("src")
     fill(src, 3000)
     inventory = tmp_path / "inventory"
     inventory.mkdir()
     shutil.copy(lab_env.inventory, inventory / "lab.yml")
     (inventory / "redis.yml").write_text(json.dumps({"redis": {"hosts": {"redis-scratch": {
         "failsafe_region": "us-east", "failsafe_redis_host": source["host"],
-        "failsafe_redis_port": source["port"], "failsafe_redis_password": source["password"]}}}}))
+        "failsafe_redis_port": source["port"], "failsafe_redis_password": source["password"],
+        "failsafe_redis_start_command": start_command}}}}))
     ev = dict(failsafe_s3_prefix=s3_store.prefix, failsafe_lock_path=str(tmp_path / "locks"),
               backup_engines=["postgresql", "redis"],
               backup_postgresql_databases=[backup_db.name])
@@ -147,3 +148,15 @@ def test_backup_set_with_redis_and_the_drill_of_both(run_playbook, run_module, s
     assert 'failsafe_restore_validation_ok{engine="redis"} 1' in text
     assert 'failsafe_restore_validation_ok{engine="postgresql"} 1' in text
     assert text.count("# TYPE failsafe_restore_duration_seconds gauge") == 1
+    # restore.yml brings the live Redis back to the set's snapshot
+    fill(src, 5, prefix="after-backup")
+    refused = run_playbook("playbooks/restore.yml", inventory=inventory, extravars=dict(
+        ev, restore_engines=["redis"], restore_redis_target="redis-scratch",
+        restore_confirm=True))
+    assert refused.status == "failed" and "holds 3005 keys" in refused.stdout_text
+    restored = run_playbook("playbooks/restore.yml", inventory=inventory, extravars=dict(
+        ev, restore_engines=["redis"], restore_redis_target="redis-scratch",
+        restore_redis_existing="replace", restore_confirm=True))
+    assert restored.status == "successful", restored.stdout_text[-3000:]
+    live = redis.Redis(host=source["host"], port=source["port"], password=source["password"])
+    assert live.dbsize() == 3000 and live.get("after-backup0") is None
