@@ -400,7 +400,7 @@ def upload_stream(store, s3, key, stream, metadata, part_size=8 * MiB, workers=4
     return UploadResult(sha.hexdigest(), size, number)
 
 
-def download_stream(store, s3, key, writer=None, chunk=1 * MiB, prefetch=16):
+def download_stream(store, s3, key, writer=None, chunk=4 * MiB, prefetch=8):
     """Read an object, hashing SHA-256 as it goes; write each chunk to `writer` if given.
 
     A reader thread fetches up to `prefetch` chunks ahead, so that the network, the hashing and
