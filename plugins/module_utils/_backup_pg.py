@@ -12,6 +12,7 @@ from __future__ import absolute_import, division, print_function
 
 __metaclass__ = type
 
+import fcntl
 import glob
 import os
 import shutil
@@ -72,6 +73,19 @@ def libpq_env(peer, dbname=None, inherit=True):
     return env
 
 
+# Linux: a pipe of 1 MiB instead of 64 KiB, so that the stages of a pipeline wake each other up
+# sixteen times less often.
+F_SETPIPE_SZ = 1031
+PIPE_BYTES = 1 << 20
+
+
+def widen(pipe):
+    try:
+        fcntl.fcntl(pipe.fileno(), F_SETPIPE_SZ, PIPE_BYTES)
+    except (OSError, ValueError):  # not Linux, or above /proc/sys/fs/pipe-max-size
+        pass
+
+
 class Pipeline(object):
     """Processes chained stdout -> stdin; stderr of each goes to a temporary file.
 
@@ -89,6 +103,9 @@ class Pipeline(object):
             last = number == len(commands) - 1
             proc = subprocess.Popen(argv, stdin=previous, stdout=stdout if last else subprocess.PIPE,
                                     stderr=err, env=env, close_fds=True)
+            for pipe in (proc.stdin, proc.stdout):
+                if pipe is not None:
+                    widen(pipe)
             if number > 0 and self.procs[-1].stdout is not None:
                 self.procs[-1].stdout.close()  # only the next process holds the pipe
             self.procs.append(proc)
