@@ -410,3 +410,46 @@ def test_pitr_through_the_playbooks(run_playbook, run_module, s3_store, backup_d
         run_module("backup_postgresql_wal", dict(
             server=node.peer(), store=s3_store.store, state="absent",
             script_dir=str(node.data_dir.parent / "failsafe-wal")))
+
+
+def test_a_backup_killed_mid_upload_leaves_no_object_and_retention_aborts_its_upload(
+        run_module, s3_store, backup_db, tmp_path):
+    import signal
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    fake = tmp_path / "bin"
+    fake.mkdir()
+    dumper = fake / "pg_dump"
+    # 12 MiB at once (parts go up), then a dump that hangs: the run is killed meanwhile.
+    dumper.write_text("#!/bin/sh\nhead -c 12582912 /dev/urandom\nexec sleep 60\n")
+    dumper.chmod(0o755)
+    args = tmp_path / "args.json"
+    args.write_text(json.dumps({"ANSIBLE_MODULE_ARGS": dict(
+        source=backup_db.peer(), store=s3_store.store, bin_dir=str(fake), part_size_mb=5,
+        upload_workers=1, record_counts=False)}))
+    collections = Path(__file__).resolve().parents[2] / "collections"
+    code = ("import sys, runpy; sys.path.insert(0, %r); runpy.run_module("
+            "'ansible_collections.failsafe.datastores.plugins.modules.backup_postgresql', "
+            "run_name='__main__')" % str(collections))
+    proc = subprocess.Popen([sys.executable, "-c", code, str(args)], stdout=subprocess.DEVNULL,
+                            stderr=subprocess.DEVNULL, start_new_session=True)
+    deadline = time.monotonic() + 30
+    while not s3_store.uploads():
+        assert time.monotonic() < deadline and proc.poll() is None, "no upload started"
+        time.sleep(0.1)
+    time.sleep(1)
+    os.killpg(proc.pid, signal.SIGKILL)
+    proc.wait()
+    # nothing that looks like a backup; the unfinished upload is invisible to a listing
+    assert s3_store.keys("postgresql") == []
+    assert len(s3_store.uploads()) == 1
+    info = run_module("backup_info", dict(store=s3_store.store, engines=["postgresql"]))
+    assert info["newest"]["postgresql"] is None and info["backups"] == []
+    # the retention aborts it once older than its grace (0 here)
+    args = dict(store=s3_store.store, engines=["postgresql"], incomplete_grace_hours=0)
+    checked = run_module("backup_retention", args, check=True)
+    assert len(checked["aborted_uploads"]) == 1 and len(s3_store.uploads()) == 1
+    done = run_module("backup_retention", args)
+    assert done.changed and s3_store.uploads() == []
