@@ -21,6 +21,8 @@ MINIMAL = {
     "backup_postgresql": {"store": STORE, "source": PG},
     "backup_postgresql_base": {"store": STORE, "source": PG},
     "backup_postgresql_wal": {"store": STORE, "server": PG, "script_dir": "/var/lib/postgresql/x"},
+    "backup_qdrant": {"store": STORE, "server": {"url": "http://qdrant:6333"},
+                      "collections": ["documents"]},
     "backup_redis": {"store": STORE, "server": {"host": "redis-east"}},
     "backup_retention": {"store": STORE},
     "backup_set": {"store": STORE, "set_id": "set_20250130_020000", "members": []},
@@ -29,6 +31,7 @@ MINIMAL = {
     "restore_postgresql": {"store": STORE, "target": PG},
     "restore_postgresql_pitr": {"store": STORE, "target_time": "2025-01-30T12:00:00Z",
                                 "path": "/var/tmp/pitr"},
+    "restore_qdrant": {"store": STORE, "server": {"url": "http://qdrant:6333"}},
     "restore_redis": {"store": STORE, "target": {"host": "redis-east"}},
     "restore_scratch_postgresql": {"path": "/var/tmp/scratch"},
     "restore_scratch_redis": {"path": "/var/tmp/scratch-redis"},
@@ -72,7 +75,8 @@ def test_secrets_never_reach_the_output(name, run_module):
     values = []
     for option in ("store", "source", "target", "server", "history"):
         if option in args:
-            key = "secret_key" if option == "store" else "password"
+            key = "secret_key" if option == "store" else (
+                "api_key" if "url" in args[option] else "password")
             args[option] = dict(args[option], **{key: "s3cr3t-%s" % option})
             values.append("s3cr3t-%s" % option)
     if name == "restore_redis":
