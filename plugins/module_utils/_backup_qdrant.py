@@ -112,8 +112,8 @@ class Qdrant(object):
         """(connection, response) streaming a snapshot; close the connection after reading."""
         conn = self._connection()
         try:
-            conn.request("GET", self.base + "%s/snapshots/%s" % (self.collection_path(collection),
-                                                                  quote(name, safe="")),
+            path = "%s/snapshots/%s" % (self.collection_path(collection), quote(name, safe=""))
+            conn.request("GET", self.base + path,
                          headers=self._headers({"Accept": "application/octet-stream"}))
             response = conn.getresponse()
             self._check(response, "downloading snapshot %s" % name)

@@ -18,6 +18,8 @@ PG = {"host": "pg-east"}
 
 MINIMAL = {
     "backup_info": {"store": STORE},
+    "backup_opensearch": {"store": STORE, "server": {"url": "https://os:9200"},
+                          "indices": ["documents"]},
     "backup_postgresql": {"store": STORE, "source": PG},
     "backup_postgresql_base": {"store": STORE, "source": PG},
     "backup_postgresql_wal": {"store": STORE, "server": PG, "script_dir": "/var/lib/postgresql/x"},
@@ -28,6 +30,7 @@ MINIMAL = {
     "backup_set": {"store": STORE, "set_id": "set_20250130_020000", "members": []},
     "backup_verify": {"store": STORE},
     "restore_integrity": {"target": PG},
+    "restore_opensearch": {"store": STORE, "server": {"url": "https://os:9200"}},
     "restore_postgresql": {"store": STORE, "target": PG},
     "restore_postgresql_pitr": {"store": STORE, "target_time": "2025-01-30T12:00:00Z",
                                 "path": "/var/tmp/pitr"},
@@ -76,7 +79,7 @@ def test_secrets_never_reach_the_output(name, run_module):
     for option in ("store", "source", "target", "server", "history"):
         if option in args:
             key = "secret_key" if option == "store" else (
-                "api_key" if "url" in args[option] else "password")
+                "api_key" if "qdrant" in args[option].get("url", "") else "password")
             args[option] = dict(args[option], **{key: "s3cr3t-%s" % option})
             values.append("s3cr3t-%s" % option)
     if name == "restore_redis":
