@@ -18,6 +18,7 @@ PG = {"host": "pg-east"}
 
 MINIMAL = {
     "backup_info": {"store": STORE},
+    "backup_neo4j": {"store": STORE},
     "backup_opensearch": {"store": STORE, "server": {"url": "https://os:9200"},
                           "indices": ["documents"]},
     "backup_postgresql": {"store": STORE, "source": PG},
@@ -30,6 +31,7 @@ MINIMAL = {
     "backup_set": {"store": STORE, "set_id": "set_20250130_020000", "members": []},
     "backup_verify": {"store": STORE},
     "restore_integrity": {"target": PG},
+    "restore_neo4j": {"store": STORE},
     "restore_opensearch": {"store": STORE, "server": {"url": "https://os:9200"}},
     "restore_postgresql": {"store": STORE, "target": PG},
     "restore_postgresql_pitr": {"store": STORE, "target_time": "2025-01-30T12:00:00Z",
