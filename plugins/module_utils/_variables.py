@@ -34,6 +34,19 @@ INVENTORY_VARIABLES = (
     "failsafe_pg_slot_name",
     # Redis hosts restored by restore.yml (docs/inventory.md, Backups).
     "failsafe_redis_start_command",
+    # Hosts of the neo4j, qdrant and opensearch groups of the backup playbooks.
+    "failsafe_neo4j_database",
+    "failsafe_neo4j_admin",
+    "failsafe_neo4j_stop_command",
+    "failsafe_neo4j_start_command",
+    "failsafe_qdrant_url",
+    "failsafe_qdrant_api_key",
+    "failsafe_qdrant_collections",
+    "failsafe_opensearch_url",
+    "failsafe_opensearch_user",
+    "failsafe_opensearch_password",
+    "failsafe_opensearch_indices",
+    "failsafe_opensearch_repository",
 )
 
 # For a whole run: inventory group_vars or -e.

@@ -20,8 +20,8 @@ def test_snapshot_and_restore_named_indices(run_module, s3_store, opensearch_sta
     done = run_module("backup_opensearch", args)
     assert not done.failed, done.msg
     repo = standin.repositories["failsafe"]
-    assert repo == {"type": "s3", "settings": {"bucket": "backups",
-                                                "base_path": s3_store.prefix + "/opensearch-repository"}}
+    base_path = s3_store.prefix + "/opensearch-repository"
+    assert repo == {"type": "s3", "settings": {"bucket": "backups", "base_path": base_path}}
     assert done["counts"] == {"documents": 1500, "entities": 300}
     key = done["backup"]["key"]
     assert s3_store.head(key)["sha256"] == s3_store.sha256(key)
