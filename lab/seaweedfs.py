@@ -157,9 +157,11 @@ class SeaweedS3(Component):
                                    f"see {self.log_file}")
                 time.sleep(0.2)
 
-    def down(self, immediate: bool = False) -> None:
+    def down(self, *args, **kwargs) -> None:
+        """Stop it as every component (stop_signal is SIGKILL), then remove the gRPC sockets
+        it left in /tmp."""
         running = self.running()
-        super().down(immediate=True)
+        super().down(*args, **kwargs)
         if running:
             for sock in self.grpc_sockets():
                 sock.unlink(missing_ok=True)
