@@ -453,3 +453,39 @@ def test_a_backup_killed_mid_upload_leaves_no_object_and_retention_aborts_its_up
     assert len(checked["aborted_uploads"]) == 1 and len(s3_store.uploads()) == 1
     done = run_module("backup_retention", args)
     assert done.changed and s3_store.uploads() == []
+
+
+def test_backup_set_four_steps(run_module, s3_store):
+    members = [dict(engine="postgresql", backup_id="postgresql_20250130_020000", status="success",
+                    sha256="ab" * 32, size_bytes=10)]
+    args = dict(store=s3_store.store, set_id="set_20250130_020000", members=members)
+    checked = run_module("backup_set", args, check=True)
+    assert checked.changed and s3_store.keys("sets") == []
+    done = run_module("backup_set", args)
+    assert done.changed and done["manifest_key"] == f"{s3_store.prefix}/sets/2025/01/30/set_20250130_020000.json"
+    assert json.loads(s3_store.body(done["manifest_key"]))["members"] == members
+    assert not run_module("backup_set", args, check=True).changed
+    assert not run_module("backup_set", args).changed
+
+
+def test_scratch_postgresql_four_steps(run_module, lab_env, pg_pair):
+    user = lab_env.lab.runner.user
+    path = str(lab_env.config.state_dir / "scratch-four-steps")
+    args = dict(path=path, password="scratch-pw", os_user=user)
+    try:
+        checked = run_module("restore_scratch_postgresql", args, check=True)
+        assert checked.changed and not os.path.exists(path)
+        done = run_module("restore_scratch_postgresql", args)
+        assert not done.failed, done.msg
+        with psycopg.connect(host="127.0.0.1", port=done["port"], user="postgres",
+                             password="scratch-pw", dbname="postgres") as conn:
+            assert conn.execute("SELECT 1").fetchone()[0] == 1
+        assert not run_module("restore_scratch_postgresql", args, check=True).changed
+        again = run_module("restore_scratch_postgresql", args)
+        assert not again.changed and again["port"] == done["port"]
+    finally:
+        gone = run_module("restore_scratch_postgresql", dict(path=path, state="absent",
+                                                             os_user=user))
+    assert gone.changed and not os.path.exists(path)
+    assert not run_module("restore_scratch_postgresql", dict(path=path, state="absent",
+                                                             os_user=user)).changed
