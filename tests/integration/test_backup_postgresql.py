@@ -489,3 +489,19 @@ def test_scratch_postgresql_four_steps(run_module, lab_env, pg_pair):
     assert gone.changed and not os.path.exists(path)
     assert not run_module("restore_scratch_postgresql", dict(path=path, state="absent",
                                                              os_user=user)).changed
+
+
+def test_playbooks_in_check_mode_change_nothing(run_playbook, s3_store, backup_db, tmp_path):
+    ev = extravars(s3_store, tmp_path, backup_postgresql_databases=[backup_db.name])
+    checked = run_playbook("playbooks/backup.yml", extravars=ev, check=True, diff=True)
+    assert checked.status == "successful", checked.stdout_text[-3000:]
+    assert s3_store.keys() == []
+    run_playbook("playbooks/backup.yml", extravars=ev)
+    keys = s3_store.keys()
+    target = backup_db.name + "_checked"
+    restore = run_playbook("playbooks/restore.yml", check=True, diff=True, extravars=dict(
+        ev, restore_postgresql_database=target, restore_postgresql_source_database=backup_db.name))
+    assert restore.status == "successful", restore.stdout_text[-3000:]
+    assert not backup_db.exists(target) and s3_store.keys() == keys
+    verify = run_playbook("playbooks/backup_verify.yml", extravars=ev, check=True)
+    assert verify.status == "successful", verify.stdout_text[-3000:]
