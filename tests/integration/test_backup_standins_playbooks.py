@@ -62,3 +62,5 @@ def test_one_set_of_neo4j_qdrant_and_opensearch_backed_up_and_restored(
     assert neo4j_standin.content() == original_graph
     assert qdrant_standin.points("documents") == 800
     assert opensearch_standin.indices["entities"] == {"docs": 90, "state": "open"}
+    assert sorted(stats(restored, "failsafe_restore")["others"]) == sorted(
+        m["backup_id"] for m in record["members"])
