@@ -9,6 +9,7 @@ independent of the modules: redis-py for the data, boto3 for the bucket.
 from __future__ import annotations
 
 import json
+import os
 import uuid
 
 import pytest
@@ -160,3 +161,22 @@ def test_backup_set_with_redis_and_the_drill_of_both(run_playbook, run_module, s
     assert restored.status == "successful", restored.stdout_text[-3000:]
     live = redis.Redis(host=source["host"], port=source["port"], password=source["password"])
     assert live.dbsize() == 3000 and live.get("after-backup0") is None
+
+
+def test_scratch_redis_four_steps(run_module, lab_env):
+    path = str(lab_env.config.state_dir / "scratch-redis-four-steps")
+    args = dict(path=path, password="scratch-redis-pw")
+    try:
+        checked = run_module("restore_scratch_redis", args, check=True)
+        assert checked.changed and not os.path.exists(path)
+        done = run_module("restore_scratch_redis", args)
+        assert not done.failed, done.msg
+        client = redis.Redis(host=done["host"], port=done["port"], password="scratch-redis-pw")
+        assert client.ping() and client.config_get("appendonly")["appendonly"] == "no"
+        assert not run_module("restore_scratch_redis", args, check=True).changed
+        again = run_module("restore_scratch_redis", args)
+        assert not again.changed and again["port"] == done["port"]
+    finally:
+        gone = run_module("restore_scratch_redis", dict(path=path, state="absent"))
+    assert gone.changed and not run_module("restore_scratch_redis",
+                                           dict(path=path, state="absent")).changed
