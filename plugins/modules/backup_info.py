@@ -97,6 +97,14 @@ size_changes:
   description: Per engine, the newest success against the previous one (C(growth), C(status), C(message)).
   returned: always
   type: dict
+listing:
+  description:
+    - "The backups as the runbook lists them, per engine, newest first
+      (C(postgresql_20250130_020000: 2025-01-30 02:00:00 (128.45 MB)), with the problems of a
+      backup that is not a success)."
+  returned: always
+  type: list
+  elements: str
 problems:
   description: Every finding an operator must act on (late or missing backups, size alerts, backups that are not a success), one sentence each.
   returned: always
@@ -153,11 +161,29 @@ def main():
         selected = [r for r in selected if catalog.created(r) >= since]
     result.update(
         changed=False,
+        listing=listing(selected, params["engines"]),
         backups=[catalog.summary(r) for r in selected],
         sets=[m for m in manifests if not params["set_id"] or m.get("set_id") == params["set_id"]],
         timings=timer.report((("catalog", None, "catalog"),)),
     )
     module.exit_json(**result)
+
+
+def listing(records, engines):
+    """Lines like the runbook's `restore_backup.py --list` (pure)."""
+    lines = []
+    for engine in engines:
+        mine = [r for r in records if r.get("engine") == engine]
+        lines.append("%s Backups:%s" % (engine.upper(), "" if mine else " none"))
+        for record in mine:
+            when = catalog.created(record).strftime("%Y-%m-%d %H:%M:%S")
+            size = record.get("size_bytes") or record.get("stored_bytes") or 0
+            status = "" if record.get("status") == catalog.STATUS_SUCCESS else \
+                " [%s]" % "; ".join(record.get("problems") or [record.get("status")])
+            lines.append("  %s: %s (%.2f MB)%s%s" % (
+                record["backup_id"], when, size / 1048576.0,
+                " %s" % record["dataset"] if record.get("dataset") else "", status))
+    return lines
 
 
 def evaluate(records, manifests, params, now):

@@ -264,3 +264,16 @@ def test_restore_latest_never_guesses_between_databases():
     assert mod.latest_dataset(two, "postgresql_20250130_110000", None) is None
     with pytest.raises(mod.RestoreError, match="several databases \\(app, billing\\)"):
         mod.latest_dataset(two, "latest", "app_copy")
+
+
+def test_listing_looks_like_the_runbook():
+    from ansible_collections.failsafe.datastores.plugins.modules.backup_info import listing
+
+    good = rec("postgresql", 10, size=134689587)
+    good["dataset"] = "ai_platform"
+    broken = rec("postgresql", 2, status="uploading", seq=1)
+    lines = listing([broken, good], ["postgresql", "redis"])
+    assert lines[0] == "POSTGRESQL Backups:"
+    assert lines[2] == "  %s: 2025-01-30 02:00:00 (128.45 MB) ai_platform" % good["backup_id"]
+    assert lines[1].endswith("[status is uploading, not success; no SHA-256 stored]")
+    assert lines[3] == "REDIS Backups: none"
