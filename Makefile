@@ -21,6 +21,7 @@ lab-deps:
 
 $(VENV)/.installed: requirements.txt requirements-dev.txt
 	@bash lab/install-python.sh "$(PYTHON)" "$(VENV)"
+	@bash lab/install-promtool.sh "$(VENV)" || echo "promtool not installed: the unit test of the alert rules is skipped"
 	@touch $@
 
 venv: $(VENV)/.installed

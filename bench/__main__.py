@@ -11,6 +11,9 @@ lab.writer.Writer:
 Then (or alone with --only redis) bench/redis.py: planned Redis failovers by playbook and
 SENTINEL FAILOVER alone under a pinned and a Sentinel-aware writer, on a Redis-only bench lab.
 
+`--only backup` measures backups, restores and checksum verification instead, on a lab of its
+own (bench/backup.py).
+
 Writes bench/results/switchover.json, bench/results/failover.json and
 bench/results/redis_failover.json (only the selected one with --only), prints tables, and
 always stops the lab. See bench/README.md.
@@ -246,8 +249,11 @@ def print_tables(sw: dict | None, fo: dict | None) -> None:
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m bench", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--only", choices=["switchover", "failover", "redis"],
+    parser.add_argument("--only", choices=["switchover", "failover", "redis", "backup"],
                         help="run one benchmark (only its JSON file is written)")
+    parser.add_argument("--backup-rows", type=int, default=950000,
+                        help="rows of the backup benchmark's large database (~1.1 kB each); "
+                             "the small one has a quarter")
     parser.add_argument("--switchover-runs", type=int, default=5)
     parser.add_argument("--hand-runs", type=int, default=5)
     parser.add_argument("--failover-runs", type=int, default=3)
@@ -263,6 +269,10 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     if args.only == "redis":
         return redis_bench.main(args=args)
+    if args.only == "backup":
+        from bench import backup
+
+        return backup.run(args)
 
     configure_env()
     from lab import inventory as lab_inventory

@@ -5,7 +5,7 @@ Imports core and the component files; core never imports this module.
 
 from __future__ import annotations
 
-from lab import bind, postgresql, redis, route53_emulator, sentinel
+from lab import bind, postgresql, redis, route53_emulator, seaweedfs, sentinel
 from lab.core import Lab, LabConfig, Registry
 
 REGISTRY = Registry()
@@ -15,6 +15,7 @@ REGISTRY.add(redis.replicated_pair)  # redis: master us-east, replica us-west
 REGISTRY.add(sentinel.sentinels)  # redis_sentinel: us-east, us-west, witness; quorum 2
 REGISTRY.add(bind.bind_pair)  # bind: zone primary on site dns-primary, secondary on dns-secondary
 REGISTRY.add(route53_emulator.Route53Emulator.at("route53-emulator"))  # route53_emulator
+REGISTRY.add(seaweedfs.SeaweedS3.at("s3"))  # seaweedfs: S3 server of the backups, bucket backups
 
 
 def make_lab(config: LabConfig | None = None, registry: Registry = REGISTRY) -> Lab:

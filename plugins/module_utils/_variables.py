@@ -59,6 +59,21 @@ INVENTORY_VARIABLES = (
     "failsafe_route53_secret_key",
     "failsafe_route53_session_token",
     "failsafe_route53_query_nameservers",
+    # Redis hosts restored by restore.yml (docs/inventory.md, Backups).
+    "failsafe_redis_start_command",
+    # Hosts of the neo4j, qdrant and opensearch groups of the backup playbooks.
+    "failsafe_neo4j_database",
+    "failsafe_neo4j_admin",
+    "failsafe_neo4j_stop_command",
+    "failsafe_neo4j_start_command",
+    "failsafe_qdrant_url",
+    "failsafe_qdrant_api_key",
+    "failsafe_qdrant_collections",
+    "failsafe_opensearch_url",
+    "failsafe_opensearch_user",
+    "failsafe_opensearch_password",
+    "failsafe_opensearch_indices",
+    "failsafe_opensearch_repository",
 )
 
 # For a whole run: inventory group_vars or -e.
@@ -70,6 +85,17 @@ RUN_VARIABLES = (
     "failsafe_lock_ttl",
     "failsafe_lock_break",
     "failsafe_report_dir",
+    # Backups (docs/inventory.md, "Backups"): the S3 store, where dump and upload run, history.
+    "failsafe_s3_endpoint_url",
+    "failsafe_s3_region",
+    "failsafe_s3_bucket",
+    "failsafe_s3_prefix",
+    "failsafe_s3_access_key",
+    "failsafe_s3_secret_key",
+    "failsafe_s3_ca_cert",
+    "failsafe_backup_host",
+    "failsafe_backup_history_host",
+    "failsafe_backup_history_db",
 )
 
 # Variables that choose what a run changes: a mistyped -e name close to one of these is refused,

@@ -130,6 +130,9 @@ class ResultKeys:
                 return node
         raise Unresolvable("function %s not found" % name)
 
+    def own_functions(self):
+        return {node.name for node in ast.walk(self.tree) if isinstance(node, ast.FunctionDef)}
+
     def helper_methods(self):
         for tree in self.helpers:
             for cls in tree.body:
@@ -284,7 +287,9 @@ class ResultKeys:
                     else:
                         keys.add(keyword.arg)
                 continue
-            helper = self.ending_helper(name)
+            # A bare call of the module's own function (its `run`) is not a helper's method.
+            own = isinstance(node.func, ast.Name) and name in self.own_functions()
+            helper = None if own else self.ending_helper(name)
             if helper is not None:
                 self.exit_calls += 1
                 keys |= self.of_expression(self.result_argument(node, helper), self.tree)

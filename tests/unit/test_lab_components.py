@@ -75,7 +75,7 @@ class EchoClient(Component):
 ECHOES = EchoServer.at("echoes", instances=2)
 # The echo site comes after the topology's own sites: witness, dns-primary, dns-secondary,
 # route53-emulator.
-ECHO_ADDRESS = "127.1.31.5"
+ECHO_ADDRESS = "127.1.31.6"
 
 
 @pytest.fixture
@@ -132,7 +132,8 @@ def test_only_starts_the_kind_persists_its_ports_and_down_stops_it(lab_env, caps
         assert saved["regions"] == REGIONS
         assert saved["sites"] == {"witness": "127.1.31.1", "dns-primary": "127.1.31.2",
                                   "dns-secondary": "127.1.31.3",
-                                  "route53-emulator": "127.1.31.4", "echoes": ECHO_ADDRESS}
+                                  "route53-emulator": "127.1.31.4", "s3": "127.1.31.5",
+                                  "echoes": ECHO_ADDRESS}
         assert saved["ports"]["echo-echoes-1"] == {"echo": 17009, "admin": 17010}
         rows = {row["component"]: row for row in json.loads(run(capsys, "status", "--json"))}
         assert rows["echo-echoes"]["state"] == rows["echo-echoes-1"]["state"] == "running"
