@@ -7,9 +7,11 @@ the old primaries lose no acknowledged write; the run report is opened in a real
 
 from __future__ import annotations
 
+import http.server
 import json
 import shutil
 import subprocess
+import threading
 import time
 
 import pytest
@@ -31,6 +33,31 @@ def regional_lab(lab_env, pg_pair, redis_pair):
     return lab_env
 
 
+@pytest.fixture
+def webhook():
+    """A local HTTP receiver standing for the team's chat webhook: it keeps every JSON body."""
+    received = []
+
+    class Receiver(http.server.BaseHTTPRequestHandler):
+        def do_POST(self):  # noqa: N802 (the http.server API)
+            length = int(self.headers.get("Content-Length") or 0)
+            received.append(json.loads(self.rfile.read(length)))
+            self.send_response(204)
+            self.end_headers()
+
+        def log_message(self, *args):
+            pass
+
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Receiver)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        yield f"http://127.0.0.1:{server.server_address[1]}/hook", received
+    finally:
+        server.shutdown()
+        server.server_close()
+
+
 def stats(runner) -> dict:
     for event in runner.events:
         if event.get("event") == "playbook_on_stats":
@@ -44,13 +71,15 @@ def pg_writer(pg_pair, run_id):
 
 
 def test_planned_regional_failover_and_failback_lose_nothing(regional_lab, pg_pair, redis_pair,
-                                                           run_playbook, tmp_path):
+                                                           run_playbook, tmp_path, webhook):
     run_id = f"regional-{time.time():.0f}"
     writer = pg_writer(pg_pair, run_id)
     redis_writers = RedisWriter.pair_for_lab(regional_lab.lab, run_id,
                                              pinned_to=redis_pair.east.component)
     reports = tmp_path / "reports"
-    extravars = {"failsafe_report_dir": str(reports), "failsafe_rto_seconds": 600}
+    hook_url, messages = webhook
+    extravars = {"failsafe_report_dir": str(reports), "failsafe_rto_seconds": 600,
+                 "failsafe_notify_webhook_url": hook_url}
     writer.start()
     try:
         with running(redis_writers, linger=1.0):
@@ -77,6 +106,10 @@ def test_planned_regional_failover_and_failback_lose_nothing(regional_lab, pg_pa
     redis_pair.wait_synced(redis_pair.east)
     for report in [w.verify(redis_pair.client(redis_pair.west)) for w in redis_writers]:
         assert report.acknowledged > 0 and report.lost == 0, report
+
+    events = [(m["event"], m["check_mode"]) for m in messages]
+    assert events[:4] == [("start", True), ("end", True), ("start", False), ("end", False)], events
+    assert all(m["target_region"] == "us-west" and m["text"] for m in messages[:4])
 
     record = stats(runner)["failsafe_run"]
     assert record["target_region"] == "us-west" and record["mode"] == "planned"
@@ -120,6 +153,7 @@ def test_refused_when_both_regions_take_writes(regional_lab, pg_pair, redis_pair
     assert runner.status == "failed"
     out = runner.stdout_text
     assert "Not ready to move writes to us-west" in out, out
+    assert "replays" in out  # the PostgreSQL lag is listed too, not only the first failure
     assert "Redis: 2 masters" in out and "Nothing was changed" in out
     assert not pg_pair.in_recovery(pg_pair.east) and not pg_pair.read_only(pg_pair.east)
     assert pg_pair.in_recovery(pg_pair.west)
