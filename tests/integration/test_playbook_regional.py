@@ -205,3 +205,36 @@ def screenshot(html, png):
     assert len(colours) > 50, "the page rendered (almost) blank"
     # The timeline draws its bars in the status colours: green (ok) must be on the page.
     assert any(g > 100 and r < 80 and b < 80 for _count, (r, g, b) in colours)
+
+
+def test_emergency_when_every_us_east_server_is_gone(regional_lab, pg_pair, redis_pair, dns_zone,
+                                                      run_playbook, tmp_path):
+    """The lab kills every us-east server (PostgreSQL, Redis, its Sentinel) first; the emergency
+    mode promotes us-west within the loss budget, switches DNS and records the estimated loss."""
+    row = pg_pair.insert(pg_pair.east, "before the loss")
+    assert pg_pair.wait_row(pg_pair.west, row)
+    redis_pair.set_down_after(60_000)  # the playbook acts, not Sentinel's own detection
+    pg_pair.crash(pg_pair.east)
+    redis_pair.crash(redis_pair.east)
+    redis_pair.stop_sentinels(["sentinel-us-east"])
+    refused = run_playbook(REGIONAL, limit="us-west",
+                           extravars={"failsafe_failover_mode": "emergency"})
+    assert refused.status == "failed"
+    assert pg_pair.in_recovery(pg_pair.west), "no loss budget: nothing may be promoted"
+
+    runner = run_playbook(REGIONAL, limit="us-west",
+                          extravars={"failsafe_failover_mode": "emergency",
+                                     "regional_failover_max_data_loss_seconds": 60,
+                                     "failsafe_report_dir": str(tmp_path)})
+    assert runner.status == "successful", runner.stdout_text
+    assert not pg_pair.in_recovery(pg_pair.west) and not pg_pair.read_only(pg_pair.west)
+    assert pg_pair.scalar(pg_pair.west, "SELECT count(*) FROM failsafe_it WHERE id = %s",
+                          (row,)) == 1
+    assert redis_pair.role(redis_pair.west) == "master"
+    record = stats(runner)["failsafe_run"]
+    assert record["mode"] == "emergency"
+    assert record["stores"]["postgresql"]["data_loss"] is not None
+    assert record["stores"]["redis"]["data_loss"] is not None
+    for name in dns_zone.names:
+        for server, found in dns_zone.answers(name).items():
+            assert found.get("values") == [dns_zone.address("us-west")], (server, name, found)
