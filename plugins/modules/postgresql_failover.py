@@ -244,7 +244,7 @@ def choose(params, summary, facts):
                 and n["name"] in candidates]
     if not standbys:
         raise PostgresError(
-            "no reachable standby to promote among %s (answering: %s). Nothing was changed%s"
+            "no reachable standby to promote among %s (answering: %s)%s. Nothing was changed"
             % (sorted(candidates), [n["name"] for n in summary if n["reachable"]] or "none",
                fenced_hint(summary)))
     sysids = set(facts[n["name"]]["system_identifier"] for n in summary if n["reachable"])
@@ -260,7 +260,7 @@ def fenced_hint(summary):
               if n["reachable"] and n["role"] == "primary" and n["read_only"]]
     if not fenced:
         return ""
-    return (". %s %s a primary fenced read-only and no node takes writes (an interrupted "
+    return (": %s %s a primary fenced read-only and no node takes writes (an interrupted "
             "switchover): a fenced primary took no writes, so nothing needs failing over. Give "
             "writes back to it with postgresql_read_only read_only=false (playbook: "
             "ansible-playbook playbooks/postgresql_unfence.yml%s), then rejoin the standby"
