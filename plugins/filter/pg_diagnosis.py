@@ -24,6 +24,8 @@ def _region(host_vars):
 
 def _sync_blocked(facts):
     """A primary that waits for a synchronous standby none of its streaming standbys is."""
+    if facts.get("sync_blocked") is not None:  # postgresql_replication_info counted them
+        return bool(facts["sync_blocked"])
     names = (facts.get("synchronous_standby_names") or "").strip()
     if not names:
         return False
