@@ -209,3 +209,56 @@ def set_sync_settings(conn, names_text=None, synchronous_commit=None, timeout=10
                 "reload" % (names, commit, timeout))
         time.sleep(0.001)
     return sync_statements(names_text, synchronous_commit)
+
+
+# Promotions ------------------------------------------------------------------------------------
+
+PROMOTION_MODES = ("keep", "on", "off")
+
+
+def promotion_sync(mode, old_primary_setting, candidate_setting):
+    """What a switchover or failover does about synchronous replication (pure).
+
+    Never promote a server whose own synchronous_standby_names is non-empty (inherited by a base
+    backup, or set earlier): it could name a standby that does not stream yet and block every
+    commit. The new primary starts asynchronous; `restore` (method, num_sync) says how to make
+    it synchronous again once a standby streams from it (the rejoin does), or None.
+
+    mode: 'keep' (as the old primary was, read from it, or from the candidate's inherited copy
+    when the old primary cannot be read), 'on' (the cluster replicates synchronously: restore in
+    any case), 'off' (stay asynchronous).
+    """
+    if mode not in PROMOTION_MODES:
+        raise SyncNamesError("synchronous must be one of %s, got %r"
+                             % (", ".join(PROMOTION_MODES), mode))
+    candidate = (candidate_setting or "").strip()
+    old = (old_primary_setting or "").strip()
+    source = old or candidate
+    restore = None
+    if mode != "off" and (source or mode == "on"):
+        try:
+            parts = parse_names(source)
+        except SyncNamesError:
+            parts = dict(method=None)
+        restore = dict(method=parts["method"] or "any", num_sync=1)
+    return dict(mode=mode, old_primary_setting=old_primary_setting,
+                candidate_setting=candidate_setting, clear=bool(candidate),
+                new_primary_setting="", restore=restore,
+                state="degraded_async" if restore else "async")
+
+
+def promotion_sync_step(sync):
+    """The step (as reported) of clearing the candidate's setting, or None."""
+    if not sync["clear"]:
+        return None
+    return ("make the standby asynchronous before promoting it (synchronous_standby_names was "
+            "%r)" % sync["candidate_setting"])
+
+
+def promotion_sync_note(sync, new_primary):
+    """A sentence for the module's msg."""
+    if sync["state"] == "degraded_async":
+        return (" %s replicates ASYNCHRONOUSLY for now (synchronous mode degraded): it becomes "
+                "synchronous again once a standby streams from it (the rejoin does it)."
+                % new_primary)
+    return ""

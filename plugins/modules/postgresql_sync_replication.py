@@ -69,6 +69,17 @@ options:
     type: str
     choices: ['on', remote_apply, remote_write, local, 'off']
     default: 'on'
+  require_streaming:
+    description:
+      - Set a non-empty value only once enough of the named standbys stream (wait up to
+        O(streaming_timeout)); otherwise fail and change nothing. So that commits never block
+        on a standby still catching up (the rejoin uses it).
+    type: bool
+    default: false
+  streaming_timeout:
+    description: Seconds O(require_streaming) waits for the standbys.
+    type: float
+    default: 30
   reload_timeout:
     description: Seconds to wait for the reloaded settings to be in force.
     type: float
@@ -163,9 +174,12 @@ diff:
   type: dict
 '''
 
+import time
+
 from ansible.module_utils.basic import AnsibleModule
 
 from ansible_collections.failsafe.datastores.plugins.module_utils._postgres_connection import (
+    PostgresError,
     connect,
     describe,
     doing,
@@ -202,6 +216,24 @@ def connected_standbys(conn):
         "SELECT application_name, state, sync_state FROM pg_stat_replication"
         " ORDER BY application_name").fetchall()
     return [dict(row) for row in rows]
+
+
+def wait_streaming(conn, wanted, timeout):
+    """Wait until setting `wanted` would block no commit; returns the connected standbys."""
+    deadline = time.monotonic() + timeout
+    while True:
+        standbys = connected_standbys(conn)
+        wait = commit_wait(wanted, standbys)
+        if not wait["blocked"]:
+            return standbys
+        if time.monotonic() > deadline:
+            raise PostgresError(
+                "%s do(es) not stream after streaming_timeout=%ss (connected: %s): setting "
+                "synchronous_standby_names = %r now would block every commit. Nothing was "
+                "changed" % (", ".join(wait["missing"]), timeout, ", ".join(
+                    "%s (%s)" % (s["application_name"], s["state"]) for s in standbys)
+                    or "none", wanted))
+        time.sleep(0.05)
 
 
 def settings(names, commit):
@@ -241,6 +273,10 @@ def apply(module, report, result, wanted):
             report.plan(statements)
             after_names, after_commit = (wanted if change_names else names_before), commit
         else:
+            if change_names and params["require_streaming"] and not recovering:
+                with doing("waiting for the named standbys to stream", peer):
+                    standbys = wait_streaming(conn, wanted, params["streaming_timeout"])
+                result["standbys"] = standbys
             if statements:
                 with doing("setting synchronous_standby_names and synchronous_commit", peer):
                     set_sync_settings(conn, wanted if change_names else None,
@@ -276,6 +312,8 @@ def main():
             num_sync=dict(type="int", default=1),
             synchronous_commit=dict(type="str", choices=list(SYNCHRONOUS_COMMIT_CHOICES),
                                     default="on"),
+            require_streaming=dict(type="bool", default=False),
+            streaming_timeout=dict(type="float", default=30),
             reload_timeout=dict(type="float", default=10),
         ),
         supports_check_mode=True,

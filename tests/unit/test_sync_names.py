@@ -12,6 +12,9 @@ from ansible_collections.failsafe.datastores.plugins.module_utils._postgres_sync
     commit_wait,
     format_names,
     parse_names,
+    promotion_sync,
+    promotion_sync_note,
+    promotion_sync_step,
     same_names,
     sync_statements,
 )
@@ -129,3 +132,28 @@ def test_statements():
     assert sync_statements("", None) == [
         "ALTER SYSTEM SET synchronous_standby_names = ''", "SELECT pg_reload_conf()"]
     assert sync_statements(None, None) == []
+
+
+@pytest.mark.parametrize("mode, old, candidate, clear, restore, state", [
+    ("keep", "ANY 1 (us_west)", "", False, dict(method="any", num_sync=1), "degraded_async"),
+    ("keep", "FIRST 1 (us_west)", "ANY 1 (us_west)", True, dict(method="first", num_sync=1),
+     "degraded_async"),
+    ("keep", None, "ANY 1 (us_west)", True, dict(method="any", num_sync=1), "degraded_async"),
+    ("keep", "", "", False, None, "async"),
+    ("keep", None, "", False, None, "async"),
+    ("on", None, "", False, dict(method="any", num_sync=1), "degraded_async"),
+    ("off", "ANY 1 (us_west)", "ANY 1 (us_west)", True, None, "async"),
+])
+def test_promotion_never_blocks_the_new_primary(mode, old, candidate, clear, restore, state):
+    sync = promotion_sync(mode, old, candidate)
+    assert sync["clear"] is clear
+    assert sync["new_primary_setting"] == ""
+    assert sync["restore"] == restore
+    assert sync["state"] == state
+    assert (promotion_sync_step(sync) is not None) is clear
+    assert ("ASYNCHRONOUSLY" in promotion_sync_note(sync, "x")) is (state == "degraded_async")
+
+
+def test_promotion_mode_is_checked():
+    with pytest.raises(SyncNamesError, match="synchronous must be one of"):
+        promotion_sync("sometimes", "", "")
