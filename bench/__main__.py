@@ -379,7 +379,8 @@ def main(argv: list[str] | None = None) -> int:
         log(f"fresh bench lab in {lab.config.state_dir} ({os.environ['FAILSAFE_LAB_REGIONS']}); "
             f"work dir {work}")
         lab.down()
-        lab.up(["postgresql"])
+        # The witness holds the playbooks' run lock (the lab inventory's lock store).
+        lab.up(["postgresql", "postgresql_witness"])
         inventory = lab_inventory.write(lab, work / "inventory")
         ansible = Ansible(inventory, work, profile_tasks=args.profile_tasks)
         if args.profile_tasks:

@@ -129,3 +129,26 @@ def test_emergency_failover_in_synchronous_mode_loses_no_acknowledged_row(pg_pai
     record = stats(runner)["artifact_data"]["failsafe_postgresql_failover"]
     assert record["synchronous_state"] == "synchronous"
     assert_west_synchronous_naming_east(pg_pair)
+
+
+SYNC_PLAYBOOK = "playbooks/postgresql_sync_replication.yml"
+SET_TASK = "Set synchronous_standby_names and synchronous_commit on the primary"
+
+
+def test_the_playbook_turns_synchronous_mode_on_and_off(pg_pair, run_playbook):
+    check = run_playbook(SYNC_PLAYBOOK, check=True, diff=True)
+    assert check.status == "successful", check.stdout_text
+    planned = task_results(check, SET_TASK)[0]
+    assert planned["changed"] and planned["synchronous_standby_names"] == "ANY 1 (us_west)"
+    assert pg_pair.scalar(pg_pair.east, "SHOW synchronous_standby_names") == ""
+
+    real = run_playbook(SYNC_PLAYBOOK)
+    assert real.status == "successful", real.stdout_text
+    assert task_results(real, SET_TASK)[0]["blocked"] is False
+    assert pg_pair.scalar(pg_pair.east, "SHOW synchronous_standby_names") == "ANY 1 (us_west)"
+    again = run_playbook(SYNC_PLAYBOOK)
+    assert again.status == "successful" and not task_results(again, SET_TASK)[0]["changed"]
+
+    off = run_playbook(SYNC_PLAYBOOK, extravars={"postgresql_sync_mode": "async"})
+    assert off.status == "successful", off.stdout_text
+    assert pg_pair.scalar(pg_pair.east, "SHOW synchronous_standby_names") == ""
