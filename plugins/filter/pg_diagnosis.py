@@ -158,6 +158,11 @@ def pg_status_rows(nodes, hostvars):
                 standbys = facts.get("standbys") or []
                 row["lag_bytes"] = max([s.get("lag_bytes") or 0 for s in standbys] or [0])
                 row["detail"] = "%d standby(s) streaming" % len(standbys)
+                names = (facts.get("synchronous_standby_names") or "").strip()
+                if names:
+                    row["detail"] += "; synchronous: %s" % names
+                    if facts.get("sync_missing"):
+                        row["detail"] += " (missing: %s)" % ", ".join(facts["sync_missing"])
                 if facts.get("read_only"):
                     row["health"] = "fenced"
                 elif _sync_blocked(facts):
