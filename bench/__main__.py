@@ -210,18 +210,20 @@ def run_failover_sync_section(lab, ansible, args, work: Path, writer_cls, starte
     """The emergency failover in both modes, on the same lab, each with its own writer."""
     from bench import failover
 
+    report_dir = work / "failover-sync-reports"
+    report_dir.mkdir()
+    # Alternate the modes (async, sync, async, ...) under one writer: the machine's load, which
+    # other work changes over minutes, then weighs on both alike.
+    plan = [False, True] * args.failover_sync_runs
+    writer = writer_cls.for_lab(lab, f"bench-failover-sync-{int(time.time())}")
+    with writer.running(linger=0.3):
+        rows = failover.failover_runs(lab, ansible, writer, len(plan), report_dir,
+                                      synchronous=plan)
+    verdict = writer.verify()
     modes = {}
     for label, synchronous in (("async", False), ("sync", True)):
-        report_dir = work / f"failover-{label}-reports"
-        report_dir.mkdir()
-        writer = writer_cls.for_lab(lab, f"bench-failover-{label}-{int(time.time())}")
-        with writer.running(linger=0.3):
-            rows = failover.failover_runs(lab, ansible, writer, args.failover_sync_runs,
-                                          report_dir, synchronous=synchronous)
-        verdict = writer.verify()
-        summ = failover.summarise(rows)
-        summ["writer_verify_at_end"] = verdict.as_dict()
-        modes[label] = {"runs": rows, "summary": summ}
+        mode_rows = [r for r in rows if r["synchronous"] is synchronous]
+        modes[label] = {"runs": mode_rows, "summary": failover.summarise(mode_rows)}
     # Leave the lab as it came: asynchronous.
     primary, standby = wait_healthy_pair(lab)
     failover.set_synchronous(primary, standby, False)
@@ -249,9 +251,10 @@ def run_failover_sync_section(lab, ansible, args, work: Path, writer_cls, starte
                   "once ansible-playbook playbooks/postgresql_failover.yml -l <standby region> "
                   "-e postgresql_failover_synchronous=off|on (promotes the standby, which starts "
                   "asynchronous; rejoins the killed node; in sync mode then names it in the new "
-                  "primary's synchronous_standby_names once it streams). Async runs first, then "
-                  "sync runs, on one lab.",
+                  "primary's synchronous_standby_names once it streams). Async and "
+                  "sync runs alternate (async, sync, async, ...) on one lab under one writer.",
         "modes": modes,
+        "writer_verify_at_end": verdict.as_dict(),
         "comparison": {
             "rows_lost_per_run_async": modes["async"]["summary"]["rows_lost_any_per_run"],
             "rows_lost_per_run_sync": modes["sync"]["summary"]["rows_lost_any_per_run"],

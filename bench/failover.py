@@ -70,13 +70,24 @@ def commits_per_s(writer, start: float, end: float):
     return r4(len(acks) / (end - start)) if end > start else None
 
 
+def role_report(run) -> dict:
+    """The failover role's own JSON report among those the run wrote (not the run report)."""
+    for report in reversed(run.reports):
+        if "data_loss" in report and "target" in report:
+            return report
+    return {}
+
+
 def failover_runs(lab, ansible, writer, runs: int, report_dir: Path,
-                  synchronous: bool | None = None) -> list[dict]:
+                  synchronous=None) -> list[dict]:
     """`synchronous` None: as the lab is; True/False: the primary replicates synchronously (or
-    not) before each kill, and the playbook restores synchronous mode after the rejoin."""
+    not) before each kill, and the playbook restores synchronous mode after the rejoin; a list:
+    the mode of each run (alternating modes spreads the machine's load over both alike)."""
     results = []
     counted: set = set()  # ids already reported missing by an earlier run
-    for n in range(1, runs + 1):
+    modes = synchronous if isinstance(synchronous, list) else [synchronous] * runs
+    for n, synchronous in enumerate(modes, start=1):
+        runs = len(modes)
         primary, standby = wait_healthy_pair(lab)
         limit = standby.region
         if synchronous is not None:
@@ -87,7 +98,8 @@ def failover_runs(lab, ansible, writer, runs: int, report_dir: Path,
         pid = primary.postmaster_pid()
         if pid is None:
             raise RuntimeError(f"no postmaster.pid for {primary.name}")
-        log(f"failover {n}/{runs}: kill -9 {primary.name} postmaster (pid {pid}), then "
+        mode = "" if synchronous is None else " (sync)" if synchronous else " (async)"
+        log(f"failover {n}/{runs}{mode}: kill -9 {primary.name} postmaster (pid {pid}), then "
             f"ansible-playbook {FAILOVER_PLAYBOOK} -l {limit}")
         failures = writer.failures
         t_kill = time.monotonic()
@@ -113,7 +125,7 @@ def failover_runs(lab, ansible, writer, runs: int, report_dir: Path,
         lost_before = sorted(missing & before_kill)
         lost_after_kill = sorted(missing & set(acked_after_kill_on_old))
         failed_attempts = writer.failures - failures
-        freport = run.reports[-1] if run.reports else {}
+        freport = role_report(run)
         row = {
             "run": n,
             "loadavg_1_5_15_before": load,

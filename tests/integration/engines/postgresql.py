@@ -4,9 +4,9 @@ A pytest plugin (loaded by conftest.py, like every module of engines/).
 
 pg_pair (function)
     Guarantees the canonical topology before the test (us-east writable, asynchronous primary
-    on timeline 1, us-west standby streaming from it through slot us_west, nothing fenced, replay neither
-    paused nor delayed, same system identifier); otherwise it resets the pair (~3 s). Creates
-    the check table `failsafe_it` (ids unique across timelines). A `PgPair`:
+    on timeline 1, us-west standby streaming from it through slot us_west, nothing fenced, replay
+    neither paused nor delayed, same system identifier); otherwise it resets the pair (~3 s).
+    Creates the check table `failsafe_it` (ids unique across timelines). A `PgPair`:
       .east / .west   `PgNode`: host, port, user, password, data_dir, config_dir, log_file,
                       slot_name, ca_cert, address, .peer(**over) (module peer dict),
                       .login(**over) (flat login_* options), .conninfo(), .postmaster_pid();
