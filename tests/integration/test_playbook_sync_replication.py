@@ -152,3 +152,15 @@ def test_the_playbook_turns_synchronous_mode_on_and_off(pg_pair, run_playbook):
     off = run_playbook(SYNC_PLAYBOOK, extravars={"postgresql_sync_mode": "async"})
     assert off.status == "successful", off.stdout_text
     assert pg_pair.scalar(pg_pair.east, "SHOW synchronous_standby_names") == ""
+
+
+def test_inventory_intent_makes_the_new_primary_synchronous(pg_pair, run_playbook):
+    """The pair runs asynchronously, but the inventory says the cluster is synchronous
+    (failsafe_pg_synchronous): after the switchover the new primary names the old one."""
+    runner = run_playbook(SWITCHOVER, limit="us-west",
+                          extravars={"failsafe_pg_synchronous": True})
+    assert runner.status == "successful", runner.stdout_text
+    sync = task_results(runner, SWITCH_TASK)[0]["synchronous"]
+    assert sync["mode"] == "on" and sync["old_primary_setting"] == ""
+    assert sync["state"] == "degraded_async"
+    assert_west_synchronous_naming_east(pg_pair)
