@@ -17,14 +17,18 @@ playbook (PostgreSQL, Redis, DNS together), alternating, under PostgreSQL and Re
 `--only backup` measures backups, restores and checksum verification instead, on a lab of its
 own (bench/backup.py).
 
-Writes bench/results/switchover.json, bench/results/failover.json,
-bench/results/redis_failover.json and bench/results/regional_failover.json (only the selected one with --only), prints tables, and
+  4. the emergency failover in both modes, asynchronous and synchronous replication
+     (--only failover_sync): rows lost per run, kill -> first write, the writer's commits/s
+
+Writes bench/results/switchover.json, failover.json, failover_sync.json, redis_failover.json and
+regional_failover.json (only the selected one with --only), prints tables, and
 always stops the lab. See bench/README.md.
 """
 
 from __future__ import annotations
 
 import argparse
+import os
 import shutil
 import sys
 import tempfile
@@ -33,8 +37,6 @@ import traceback
 from pathlib import Path
 
 from bench.common import (
-    BENCH_LAB_DIR,
-    BENCH_LAB_REGIONS,
     RESULTS_DIR,
     Ansible,
     configure_env,
@@ -43,6 +45,7 @@ from bench.common import (
     machine_info,
     now_iso,
     pg_nodes,
+    wait_healthy_pair,
     write_json,
 )
 
@@ -119,7 +122,8 @@ def run_switchover_section(lab, ansible, args, work: Path, writer_cls, started_a
         }
     result.update({
         "status": "complete",
-        "lab": {"state_dir": BENCH_LAB_DIR, "regions": BENCH_LAB_REGIONS,
+        "lab": {"state_dir": os.environ["FAILSAFE_LAB_DIR"],
+                "regions": os.environ["FAILSAFE_LAB_REGIONS"],
                 "pg_port": pg_nodes(lab)[0].port},
         "writer": {
             "client": "lab.writer.Writer",
@@ -176,7 +180,8 @@ def run_failover_section(lab, ansible, args, work: Path, writer_cls, started_at)
         "benchmark": "postgresql emergency failover",
         "timestamp": started_at,
         "status": "complete",
-        "lab": {"state_dir": BENCH_LAB_DIR, "regions": BENCH_LAB_REGIONS,
+        "lab": {"state_dir": os.environ["FAILSAFE_LAB_DIR"],
+                "regions": os.environ["FAILSAFE_LAB_REGIONS"],
                 "pg_port": pg_nodes(lab)[0].port},
         "writer": {
             "client": "lab.writer.Writer",
@@ -202,6 +207,90 @@ def run_failover_section(lab, ansible, args, work: Path, writer_cls, started_at)
         },
         "reference_from_field_notes": REFERENCE_FAILOVER,
     }
+
+
+def run_failover_sync_section(lab, ansible, args, work: Path, writer_cls, started_at) -> dict:
+    """The emergency failover in both modes, on the same lab, each with its own writer."""
+    from bench import failover
+
+    report_dir = work / "failover-sync-reports"
+    report_dir.mkdir()
+    # Alternate the modes (async, sync, async, ...) under one writer: the machine's load, which
+    # other work changes over minutes, then weighs on both alike.
+    plan = [False, True] * args.failover_sync_runs
+    writer = writer_cls.for_lab(lab, f"bench-failover-sync-{int(time.time())}")
+    with writer.running(linger=0.3):
+        rows = failover.failover_runs(lab, ansible, writer, len(plan), report_dir,
+                                      synchronous=plan)
+    verdict = writer.verify()
+    modes = {}
+    for label, synchronous in (("async", False), ("sync", True)):
+        mode_rows = [r for r in rows if r["synchronous"] is synchronous]
+        modes[label] = {"runs": mode_rows, "summary": failover.summarise(mode_rows)}
+    # Leave the lab as it came: asynchronous.
+    primary, standby = wait_healthy_pair(lab)
+    failover.set_synchronous(primary, standby, False)
+    a_cps = med(modes["async"]["summary"]["writer_commits_per_s_before_kill"])
+    s_cps = med(modes["sync"]["summary"]["writer_commits_per_s_before_kill"])
+    sync_lost = modes["sync"]["summary"]["rows_lost_any_total"]
+    return {
+        "benchmark": "postgresql emergency failover, asynchronous vs synchronous replication",
+        "timestamp": started_at,
+        "status": "complete",
+        "runs_per_mode": args.failover_sync_runs,
+        "lab": {"state_dir": os.environ["FAILSAFE_LAB_DIR"],
+                "regions": os.environ["FAILSAFE_LAB_REGIONS"],
+                "pg_port": pg_nodes(lab)[0].port},
+        "writer": {
+            "client": "lab.writer.Writer",
+            "conninfo": "host=<us-east>,<us-west> target_session_attrs=read-write "
+                        "connect_timeout=2, autocommit, one INSERT per transaction, 1 ms pause",
+            "commits_per_s": f"acknowledged commits over the {failover.STEADY_S} s of steady "
+                             "writing before each kill",
+        },
+        "method": "per run: wait for a healthy pair; set the primary's synchronous_standby_names "
+                  "(async: ''; sync: 'ANY 1 (<standby's slot>)', in force and sync_state "
+                  "quorum) with psycopg; write steadily; kill -9 the primary's postmaster; at "
+                  "once ansible-playbook playbooks/postgresql_failover.yml -l <standby region> "
+                  "-e postgresql_failover_synchronous=off|on (promotes the standby, which starts "
+                  "asynchronous; rejoins the killed node; in sync mode then names it in the new "
+                  "primary's synchronous_standby_names once it streams). Async and "
+                  "sync runs alternate (async, sync, async, ...) on one lab under one writer.",
+        "modes": modes,
+        "writer_verify_at_end": verdict.as_dict(),
+        "comparison": {
+            "rows_lost_per_run_async": modes["async"]["summary"]["rows_lost_any_per_run"],
+            "rows_lost_per_run_sync": modes["sync"]["summary"]["rows_lost_any_per_run"],
+            "kill_to_first_write_median_s_async": med(
+                modes["async"]["summary"]["kill_to_first_write_s"]),
+            "kill_to_first_write_median_s_sync": med(
+                modes["sync"]["summary"]["kill_to_first_write_s"]),
+            "writer_commits_per_s_median_async": a_cps,
+            "writer_commits_per_s_median_sync": s_cps,
+            "sync_over_async_commits_per_s": round(s_cps / a_cps, 3) if a_cps and s_cps
+            else None,
+        },
+        "targets": {
+            "sync_rows_lost_target": 0,
+            "sync_rows_lost": sync_lost,
+            "sync_rows_lost_met": sync_lost == 0,
+            "sync_kills_at_least": 5,
+            "sync_kills": len(modes["sync"]["runs"]),
+            "sync_kills_met": len(modes["sync"]["runs"]) >= 5,
+        },
+    }
+
+
+def print_sync_table(fs: dict | None) -> None:
+    if not fs:
+        return
+    print("Emergency failover, asynchronous vs synchronous replication")
+    print(f"  {'':<8} {'kill->write median':>18} {'commits/s median':>17}  rows lost per run")
+    for label in ("async", "sync"):
+        s = fs["modes"][label]["summary"]
+        print(f"  {label:<8} {fmt(med(s['kill_to_first_write_s']), ''):>18} "
+              f"{fmt(med(s['writer_commits_per_s_before_kill']), '', 1):>17}  "
+              f"{s['rows_lost_any_per_run']}")
 
 
 def print_tables(sw: dict | None, fo: dict | None) -> None:
@@ -252,7 +341,8 @@ def print_tables(sw: dict | None, fo: dict | None) -> None:
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m bench", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--only", choices=["switchover", "failover", "redis", "regional", "backup"],
+    parser.add_argument("--only", choices=["switchover", "failover", "failover_sync", "redis",
+                                           "regional", "backup"],
                         help="run one benchmark (only its JSON file is written)")
     parser.add_argument("--backup-rows", type=int, default=950000,
                         help="rows of the backup benchmark's large database (~1.1 kB each); "
@@ -260,6 +350,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--switchover-runs", type=int, default=5)
     parser.add_argument("--hand-runs", type=int, default=5)
     parser.add_argument("--failover-runs", type=int, default=3)
+    parser.add_argument("--failover-sync-runs", type=int, default=5,
+                        help="kills per mode (asynchronous, synchronous) of the failover_sync "
+                             "benchmark")
     parser.add_argument("--results-dir", type=Path, default=RESULTS_DIR)
     parser.add_argument("--profile-tasks", action="store_true",
                         help="diagnostics: enable ansible.posix.profile_tasks in the playbook "
@@ -292,11 +385,13 @@ def main(argv: list[str] | None = None) -> int:
     work = Path(tempfile.mkdtemp(prefix="failsafe-bench-"))
     lab = make_lab()
     ok = False
-    sw = fo = None
+    sw = fo = fs = None
     try:
-        log(f"fresh bench lab in {lab.config.state_dir} ({BENCH_LAB_REGIONS}); work dir {work}")
+        log(f"fresh bench lab in {lab.config.state_dir} ({os.environ['FAILSAFE_LAB_REGIONS']}); "
+            f"work dir {work}")
         lab.down()
-        lab.up(["postgresql"])
+        # The witness holds the playbooks' run lock (the lab inventory's lock store).
+        lab.up(["postgresql", "postgresql_witness"])
         inventory = lab_inventory.write(lab, work / "inventory")
         ansible = Ansible(inventory, work, profile_tasks=args.profile_tasks)
         if args.profile_tasks:
@@ -314,6 +409,11 @@ def main(argv: list[str] | None = None) -> int:
             fo["machine"] = dict(machine, loadavg_1_5_15_at_end=loadavg())
             write_json(args.results_dir / "failover.json", fo)
             log(f"wrote {args.results_dir / 'failover.json'}")
+        if args.only in (None, "failover_sync"):
+            fs = run_failover_sync_section(lab, ansible, args, work, Writer, started_at)
+            fs["machine"] = dict(machine, loadavg_1_5_15_at_end=loadavg())
+            write_json(args.results_dir / "failover_sync.json", fs)
+            log(f"wrote {args.results_dir / 'failover_sync.json'}")
         ok = True
     except Exception:  # noqa: BLE001 - report, stop the lab, keep the logs
         traceback.print_exc()
@@ -330,6 +430,7 @@ def main(argv: list[str] | None = None) -> int:
         ok = regional_bench.main(args=args) == 0
     if ok:
         print_tables(sw, fo)
+        print_sync_table(fs)
         print(f"\ntotal bench time {time.monotonic() - bench_started:.0f} s")
         if not args.keep_logs:
             shutil.rmtree(work, ignore_errors=True)

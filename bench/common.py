@@ -31,11 +31,19 @@ PLAYBOOK_TIMEOUT = 300
 
 def configure_env() -> None:
     """Point lab.LabConfig.from_env() at the bench lab (call before lab.topology.make_lab()):
-    its own directory and addresses, the components' default ports."""
+    its own directory and addresses, the components' default ports.
+
+    FAILSAFE_BENCH_LAB_DIR, FAILSAFE_BENCH_LAB_REGIONS and FAILSAFE_BENCH_LAB_PORT_OFFSET move
+    it elsewhere (a machine where another bench lab runs)."""
+    global BENCH_LAB_DIR, BENCH_LAB_REGIONS
+    BENCH_LAB_DIR = os.environ.get("FAILSAFE_BENCH_LAB_DIR") or BENCH_LAB_DIR
+    BENCH_LAB_REGIONS = os.environ.get("FAILSAFE_BENCH_LAB_REGIONS") or BENCH_LAB_REGIONS
     os.environ["FAILSAFE_LAB_DIR"] = BENCH_LAB_DIR
     os.environ["FAILSAFE_LAB_REGIONS"] = BENCH_LAB_REGIONS
     for name in ("FAILSAFE_LAB_PORT_OFFSET", "FAILSAFE_LAB_PORT_SCAN"):
         os.environ.pop(name, None)
+    if os.environ.get("FAILSAFE_BENCH_LAB_PORT_OFFSET"):
+        os.environ["FAILSAFE_LAB_PORT_OFFSET"] = os.environ["FAILSAFE_BENCH_LAB_PORT_OFFSET"]
 
 
 def log(text: str) -> None:

@@ -39,25 +39,77 @@ def outage_after(writer, t_kill: float):
     return best[1], best[2]
 
 
-def failover_runs(lab, ansible, writer, runs: int, report_dir: Path) -> list[dict]:
+STEADY_S = 2.0  # steady writing before each kill; commits/s is measured over it
+
+
+def set_synchronous(primary, standby, synchronous: bool, timeout: float = 30.0) -> None:
+    """The primary names the standby in synchronous_standby_names (or none), in force and, when
+    synchronous, with the standby confirming commits (sync_state quorum)."""
+    import psycopg
+
+    wanted = f"ANY 1 ({standby.slot_name})" if synchronous else ""
+    with psycopg.connect(primary.conninfo(), autocommit=True) as conn:
+        if conn.execute("SHOW synchronous_standby_names").fetchone()[0] != wanted:
+            conn.execute(f"ALTER SYSTEM SET synchronous_standby_names = '{wanted}'")
+            conn.execute("SELECT pg_reload_conf()")
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            with psycopg.connect(primary.conninfo(), autocommit=True) as fresh:
+                shown = fresh.execute("SHOW synchronous_standby_names").fetchone()[0]
+                state = fresh.execute(
+                    "SELECT sync_state FROM pg_stat_replication WHERE application_name = %s",
+                    (standby.slot_name,)).fetchone()
+            if shown == wanted and (not synchronous or (state and state[0] == "quorum")):
+                return
+            time.sleep(0.05)
+    raise RuntimeError(f"{primary.name}: synchronous_standby_names {wanted!r} not in force")
+
+
+def commits_per_s(writer, start: float, end: float):
+    acks = acks_between(writer, start, end)
+    return r4(len(acks) / (end - start)) if end > start else None
+
+
+def role_report(run) -> dict:
+    """The failover role's own JSON report among those the run wrote (not the run report)."""
+    for report in reversed(run.reports):
+        if "data_loss" in report and "target" in report:
+            return report
+    return {}
+
+
+def failover_runs(lab, ansible, writer, runs: int, report_dir: Path,
+                  synchronous=None) -> list[dict]:
+    """`synchronous` None: as the lab is; True/False: the primary replicates synchronously (or
+    not) before each kill, and the playbook restores synchronous mode after the rejoin; a list:
+    the mode of each run (alternating modes spreads the machine's load over both alike)."""
     results = []
     counted: set = set()  # ids already reported missing by an earlier run
-    for n in range(1, runs + 1):
+    modes = synchronous if isinstance(synchronous, list) else [synchronous] * runs
+    for n, synchronous in enumerate(modes, start=1):
+        runs = len(modes)
         primary, standby = wait_healthy_pair(lab)
         limit = standby.region
-        time.sleep(1.0)
+        if synchronous is not None:
+            set_synchronous(primary, standby, synchronous)
+        t_steady = time.monotonic()
+        time.sleep(STEADY_S)
         load = loadavg()
         pid = primary.postmaster_pid()
         if pid is None:
             raise RuntimeError(f"no postmaster.pid for {primary.name}")
-        log(f"failover {n}/{runs}: kill -9 {primary.name} postmaster (pid {pid}), then "
+        mode = "" if synchronous is None else " (sync)" if synchronous else " (async)"
+        log(f"failover {n}/{runs}{mode}: kill -9 {primary.name} postmaster (pid {pid}), then "
             f"ansible-playbook {FAILOVER_PLAYBOOK} -l {limit}")
         failures = writer.failures
         t_kill = time.monotonic()
         os.kill(pid, signal.SIGKILL)
+        extra = {"postgresql_failover_report_dir": report_dir,
+                 "postgresql_failover_max_data_loss_seconds": 60}
+        if synchronous is not None:
+            extra["postgresql_failover_synchronous"] = "on" if synchronous else "off"
         run = ansible.playbook(FAILOVER_PLAYBOOK, limit=limit, report_dir=report_dir,
-                               extra={"postgresql_failover_report_dir": report_dir,
-                                      "postgresql_failover_max_data_loss_seconds": 60})
+                               extra=extra)
         if wait_ack_after(writer, run.ended) is None:
             raise RuntimeError("the writer did not write after the failover playbook")
         last_old, first_new = outage_after(writer, t_kill)
@@ -73,7 +125,7 @@ def failover_runs(lab, ansible, writer, runs: int, report_dir: Path) -> list[dic
         lost_before = sorted(missing & before_kill)
         lost_after_kill = sorted(missing & set(acked_after_kill_on_old))
         failed_attempts = writer.failures - failures
-        freport = run.reports[-1] if run.reports else {}
+        freport = role_report(run)
         row = {
             "run": n,
             "loadavg_1_5_15_before": load,
@@ -94,6 +146,9 @@ def failover_runs(lab, ansible, writer, runs: int, report_dir: Path) -> list[dic
             "rows_acked_after_kill_by_old_primary_lost": len(lost_after_kill),
             "lost_after_kill_ids": lost_after_kill[:20],
             "rows_lost_any": len(missing),
+            "synchronous": synchronous,
+            "writer_commits_per_s_before_kill": commits_per_s(writer, t_steady, t_kill),
+            "synchronous_state_after": freport.get("synchronous_state"),
             "module_timings_s": freport.get("timings") or {},
             "data_loss_estimate": {
                 "window_seconds_at_most": freport.get("data_loss_window_seconds_at_most"),
@@ -124,4 +179,7 @@ def summarise(rows: list[dict]) -> dict:
         "rows_acked_after_kill_by_old_primary_lost_total": sum(
             r["rows_acked_after_kill_by_old_primary_lost"] for r in rows),
         "rows_lost_any_total": sum(r["rows_lost_any"] for r in rows),
+        "rows_lost_any_per_run": [r["rows_lost_any"] for r in rows],
+        "writer_commits_per_s_before_kill": summary(r.get("writer_commits_per_s_before_kill")
+                                                    for r in rows),
     }

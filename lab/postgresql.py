@@ -40,6 +40,13 @@ def find_bindir() -> Path:
     return Path(candidates[-1]).parent
 
 
+def synchronous_lab() -> bool:
+    """FAILSAFE_LAB_PG_SYNCHRONOUS=1: the pair starts in synchronous mode (the primary names its
+    standby in synchronous_standby_names) and the inventory says so (failsafe_pg_synchronous).
+    The default is asynchronous."""
+    return os.environ.get("FAILSAFE_LAB_PG_SYNCHRONOUS", "").lower() in ("1", "true", "yes", "on")
+
+
 def slot_name(site: str) -> str:
     return site.replace("-", "_")
 
@@ -149,6 +156,17 @@ class PostgresNode(Component):
             self.bootstrap_roles()
         if created_standby:
             self.wait_streaming()
+            if synchronous_lab():
+                self.name_in_upstream()
+
+    def name_in_upstream(self) -> None:
+        """Synchronous mode: the upstream waits for this standby on every commit."""
+        import psycopg
+
+        with psycopg.connect(self.upstream.conninfo(), autocommit=True) as conn:
+            conn.execute(f"ALTER SYSTEM SET synchronous_standby_names = "
+                         f"'ANY 1 ({self.slot_name})'")
+            conn.execute("SELECT pg_reload_conf()")
 
     def write_config(self) -> None:
         runner = self.lab.runner
@@ -324,6 +342,8 @@ hostssl replication  all   127.0.0.0/8    scram-sha-256
             "failsafe_pg_replication_password": REPLICATION_PASSWORD,
             "failsafe_pg_ssl_mode": "verify-full",
             "failsafe_pg_ca_cert": str(self.ca_cert),
+            **({"failsafe_pg_synchronous": True} if synchronous_lab() and self.replicated
+               else {}),
         }
 
     def wait_streaming(self, timeout: float = 30) -> None:

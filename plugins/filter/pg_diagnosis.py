@@ -24,6 +24,8 @@ def _region(host_vars):
 
 def _sync_blocked(facts):
     """A primary that waits for a synchronous standby none of its streaming standbys is."""
+    if facts.get("sync_blocked") is not None:  # postgresql_replication_info counted them
+        return bool(facts["sync_blocked"])
     names = (facts.get("synchronous_standby_names") or "").strip()
     if not names:
         return False
@@ -158,6 +160,11 @@ def pg_status_rows(nodes, hostvars):
                 standbys = facts.get("standbys") or []
                 row["lag_bytes"] = max([s.get("lag_bytes") or 0 for s in standbys] or [0])
                 row["detail"] = "%d standby(s) streaming" % len(standbys)
+                names = (facts.get("synchronous_standby_names") or "").strip()
+                if names:
+                    row["detail"] += "; synchronous: %s" % names
+                    if facts.get("sync_missing"):
+                        row["detail"] += " (missing: %s)" % ", ".join(facts["sync_missing"])
                 if facts.get("read_only"):
                     row["health"] = "fenced"
                 elif _sync_blocked(facts):

@@ -20,6 +20,10 @@ from ansible_collections.failsafe.datastores.plugins.module_utils._postgres_conn
     describe,
     try_connect,
 )
+from ansible_collections.failsafe.datastores.plugins.module_utils._postgres_sync import (
+    SyncNamesError,
+    commit_wait,
+)
 
 # LSN arithmetic -----------------------------------------------------------------------------
 
@@ -189,7 +193,21 @@ def replication_facts(conn):
             standbys=standbys(conn, row["current_lsn"]),
         )
     facts["slots"] = slots(conn, facts["current_lsn"] or facts["replayed_lsn"])
+    facts.update(sync_facts(conn, facts["standbys"], recovering))
     return facts
+
+
+def sync_facts(conn, standbys_found, recovering):
+    """synchronous_standby_names, synchronous_commit and whether commits block now."""
+    row = conn.execute(
+        "SELECT current_setting('synchronous_standby_names') AS names,"
+        " current_setting('synchronous_commit') AS sync_commit").fetchone()
+    try:
+        wait = commit_wait(row["names"], standbys_found, recovering)
+    except SyncNamesError:
+        wait = dict(blocked=None, missing=None)
+    return dict(synchronous_standby_names=row["names"], synchronous_commit=row["sync_commit"],
+                sync_blocked=wait["blocked"], sync_missing=wait["missing"])
 
 
 def standbys(conn, current_lsn):

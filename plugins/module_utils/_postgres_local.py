@@ -253,11 +253,14 @@ class LocalInstance:
 
     # Standby configuration
     def make_standby(self, primary_conninfo, slot_name):
-        """Write primary_conninfo, primary_slot_name and standby.signal; drop a fence inherited
-        from an old primary (it must not follow the node into a later promotion)."""
+        """Write primary_conninfo, primary_slot_name and standby.signal; drop a fence and a
+        synchronous_standby_names inherited from an old primary or copied from the new one by
+        pg_rewind / pg_basebackup (neither must follow the node into a later promotion: the
+        names could block every commit of a primary whose standby does not stream yet)."""
         path = os.path.join(self.data_dir, "postgresql.auto.conf")
         settings = dict(primary_conninfo=primary_conninfo, primary_slot_name=slot_name or "")
-        update_auto_conf(path, settings, remove=["default_transaction_read_only"])
+        update_auto_conf(path, settings, remove=["default_transaction_read_only",
+                                                 "synchronous_standby_names"])
         self.chown(path)
         signal = os.path.join(self.data_dir, "standby.signal")
         with open(signal, "w"):

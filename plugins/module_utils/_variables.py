@@ -32,6 +32,8 @@ INVENTORY_VARIABLES = (
     "failsafe_pg_bin_dir",
     "failsafe_pg_log_file",
     "failsafe_pg_slot_name",
+    "failsafe_pg_synchronous",
+    "failsafe_pg_synchronous_method",
     "failsafe_redis_host",
     "failsafe_redis_port",
     "failsafe_redis_user",

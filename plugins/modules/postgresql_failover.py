@@ -30,6 +30,13 @@ description:
     or C(wal_receiver_timeout) before the end) to that moment, and does not grow while the
     operator reacts; after a receiver timeout (a network partition) or when nothing is known it
     runs until now, labelled as such."
+  - "Synchronous replication (O(synchronous)): the promoted node never keeps a non-empty
+    C(synchronous_standby_names) (a copy inherited by a base backup would name a standby that
+    does not stream and block every commit): it is emptied before the promotion. When the old
+    primary replicated synchronously (read from it when it answers, else from the candidate's
+    inherited copy) or O(synchronous=on), RV(synchronous.state) is V(degraded_async): the new
+    primary takes writes asynchronously until the old one streams from it again, and
+    RV(synchronous.restore) says how the rejoin makes it synchronous again."
   - When a candidate is already the only writable primary (a repeated run, or a healthy
     cluster), nothing changes; RV(msg) tells which.
   - Nodes that do not answer are taken as down; a node that answers and refuses the connection
@@ -78,6 +85,15 @@ options:
     description: Run C(CHECKPOINT) on the new primary once it accepts writes (for C(pg_rewind)).
     type: bool
     default: true
+  synchronous:
+    description:
+      - V(keep) restores synchronous replication after the rejoin when the old primary (or the
+        candidate's inherited copy) had a non-empty C(synchronous_standby_names); V(on) in any
+        case (the cluster replicates synchronously, as the inventory says); V(off) leaves the
+        new primary asynchronous. The new primary always starts asynchronous.
+    type: str
+    choices: [keep, 'on', 'off']
+    default: keep
 '''
 
 EXAMPLES = r'''
@@ -153,6 +169,15 @@ timings:
     checkpoint, and in total.
   returned: always
   type: dict
+synchronous:
+  description:
+    - Synchronous replication across the failover. C(mode), C(old_primary_setting) (null when
+      the old primary could not be read), C(candidate_setting), C(clear) (emptied before the
+      promotion), C(new_primary_setting) (empty), C(state) (V(degraded_async) or V(async)),
+      C(restore) (C(method) and C(num_sync) for
+      M(failsafe.datastores.postgresql_sync_replication) once the old primary streams, or null).
+  returned: always
+  type: dict
 msg:
   description: What happened, in a sentence (also on success).
   returned: always
@@ -182,6 +207,12 @@ from ansible_collections.failsafe.datastores.plugins.module_utils._postgres_fact
     furthest_lsn,
     lsn_to_int,
     replication_facts,
+)
+from ansible_collections.failsafe.datastores.plugins.module_utils._postgres_sync import (
+    promotion_sync,
+    promotion_sync_note,
+    promotion_sync_step,
+    set_sync_settings,
 )
 from ansible_collections.failsafe.datastores.plugins.module_utils._report import Report
 
@@ -333,16 +364,28 @@ def fail_over(module, report, result):
                                                        node.get("log_file"))
         report.mark("checked")
         check_loss(params, target, loss)
+        old_settings = [facts[name]["synchronous_standby_names"]
+                        for name in result["old_primaries"] if name in facts]
+        result["synchronous"] = sync = promotion_sync(
+            params["synchronous"], old_settings[0] if old_settings else None,
+            facts[target]["synchronous_standby_names"])
         result.update(changed=True, promoted=True)
         report.changes(dict(writable_primary=None), dict(writable_primary=target))
         if module.check_mode:
-            report.plan(promotion_plan(target, params["checkpoint"]))
+            report.plan(([promotion_sync_step(sync)] if sync["clear"] else [])
+                        + promotion_plan(target, params["checkpoint"]))
             result["msg"] = "Check mode: would promote %s. %s" % (target, loss["meaning"])
             return
+        if sync["clear"]:
+            with doing("making %s asynchronous before its promotion" % target, node):
+                set_sync_settings(conns[target], "")
+            report.done("set synchronous_standby_names = '' on %s (was %r) before promoting it"
+                        % (target, sync["candidate_setting"]))
         dummy, result["timeline"] = promote_standby(
             conns[target], node, report, params["promote_timeout"], params["checkpoint"],
             APPLICATION_NAME)
-        result["msg"] = "Promoted %s. %s" % (target, loss["meaning"])
+        result["msg"] = "Promoted %s. %s%s" % (target, loss["meaning"],
+                                               promotion_sync_note(sync, target))
     finally:
         for conn in conns.values():
             conn.close()
@@ -359,6 +402,7 @@ def main():
             accept_data_loss=dict(type="bool", default=False),
             promote_timeout=dict(type="float", default=60),
             checkpoint=dict(type="bool", default=True),
+            synchronous=dict(type="str", choices=["keep", "on", "off"], default="keep"),
         ),
         supports_check_mode=True,
     )
@@ -370,7 +414,8 @@ def main():
         module.fail_json(msg="candidates %s are not among the nodes %s" % (unknown, names))
     report = Report(module, TIMED_STEPS)
     result = dict(changed=False, promoted=False, already_failed_over=False, target=None,
-                  old_primaries=[], nodes=[], data_loss=dict(NOT_MEASURED), timeline=None)
+                  old_primaries=[], nodes=[], data_loss=dict(NOT_MEASURED), timeline=None,
+                  synchronous=dict(mode=params["synchronous"], state=None, restore=None))
     report.run(lambda: fail_over(module, report, result), result, explain_error)
 
 

@@ -14,8 +14,9 @@ version_added: 0.1.0
 description:
   - Reads, from one server, its role (primary or standby), timeline, system identifier,
     write-ahead log positions (current, flushed, received, replayed), per-standby lag in bytes
-    and seconds with the sync state, the replication slots and whether the server defaults to
-    read-only transactions (fenced).
+    and seconds with the sync state, the replication slots, whether the server defaults to
+    read-only transactions (fenced), its synchronous replication settings and whether its
+    commits block waiting for a synchronous standby that does not stream.
   - C(community.postgresql.postgresql_info) reports neither LSNs nor lag, which is why this
     module exists.
   - Never changes anything.
@@ -160,6 +161,26 @@ standbys:
   returned: when reachable
   type: list
   elements: dict
+synchronous_standby_names:
+  description: The server's C(synchronous_standby_names) (empty when asynchronous).
+  returned: when reachable
+  type: str
+synchronous_commit:
+  description: The server's C(synchronous_commit).
+  returned: when reachable
+  type: str
+sync_blocked:
+  description:
+    - On a primary, whether its commits block now, waiting for synchronous standbys that do
+      not stream (fewer than it needs); always false on a standby; null when the setting
+      cannot be read.
+  returned: when reachable
+  type: bool
+sync_missing:
+  description: The standbys named in C(synchronous_standby_names) that do not stream.
+  returned: when reachable
+  type: list
+  elements: str
 slots:
   description: Replication slots with C(active), C(restart_lsn), C(wal_status) and
     C(retained_bytes) (WAL the slot holds back).

@@ -29,6 +29,10 @@ description:
     never deleted) and C(pg_basebackup) -> write C(standby.signal), C(primary_conninfo) and
     C(primary_slot_name) -> create the slot on the primary -> start -> wait until the WAL
     receiver streams."
+  - "Writing the settings also drops C(default_transaction_read_only) (an old primary's fence)
+    and C(synchronous_standby_names) from the node's C(postgresql.auto.conf) (the old primary's
+    own value, or the new primary's copied by C(pg_rewind) / C(pg_basebackup)): neither must
+    follow the node into a later promotion, where the names could block every commit."
   - A node that already streams from O(primary) is left alone (changed=false).
   - A running node that is a writable primary is refused unless O(force=true) (in the
     C(postgresql_rejoin) role, C(postgresql_rejoin_force=true)); converting it would discard

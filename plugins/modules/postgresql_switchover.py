@@ -33,6 +33,13 @@ description:
     M(failsafe.datastores.postgresql_standby).
   - Running it again after a switchover reports changed=false. A pair with two writable
     primaries is refused (split brain).
+  - "Synchronous replication (O(synchronous)): the new primary never starts with a non-empty
+    C(synchronous_standby_names) (it could name a standby that does not stream yet and block
+    every commit): a non-empty value on the standby is emptied before the fence. When the old
+    primary replicated synchronously (or O(synchronous=on)), RV(synchronous.state) is
+    V(degraded_async) and RV(synchronous.restore) says how to make the new primary synchronous
+    again once the old one streams from it (role C(failsafe.datastores.postgresql_rejoin) does
+    it with M(failsafe.datastores.postgresql_sync_replication))."
   - Commits made with C(synchronous_commit=off) are acknowledged before they are flushed;
     they are covered only if flushed before the fence (PostgreSQL itself may lose them on a
     crash).
@@ -83,6 +90,15 @@ options:
     description: Run C(CHECKPOINT) on the new primary after it accepts writes.
     type: bool
     default: true
+  synchronous:
+    description:
+      - V(keep) restores synchronous replication after the rejoin when the old primary had a
+        non-empty C(synchronous_standby_names); V(on) in any case (the cluster replicates
+        synchronously); V(off) leaves the new primary asynchronous.
+      - In every case the new primary starts asynchronous (RV(synchronous.state)).
+    type: str
+    choices: [keep, 'on', 'off']
+    default: keep
 '''
 
 EXAMPLES = r'''
@@ -153,6 +169,18 @@ timings:
   sample: {"checks": 0.02, "fence": 0.004, "terminate": 0.006, "catchup": 0.003,
            "promote": 0.031, "writable": 0.0004, "write_unavailable": 0.045,
            "checkpoint": 0.09, "total": 0.16}
+synchronous:
+  description:
+    - Synchronous replication across the swap. C(mode) (O(synchronous)),
+      C(old_primary_setting) and C(candidate_setting) (C(synchronous_standby_names) found on
+      each), C(clear) (the standby's value was emptied before the promotion),
+      C(new_primary_setting) (always empty), C(state) (V(degraded_async) when synchronous mode
+      is to be restored once the old primary streams, V(async) otherwise; after an earlier
+      completed switchover, V(synchronous), V(sync_blocked) or V(async) as found on the
+      primary), C(restore) (C(method) and C(num_sync) for
+      M(failsafe.datastores.postgresql_sync_replication), or null).
+  returned: always
+  type: dict
 msg:
   description: What happened, in a sentence (also on success).
   returned: always
@@ -189,6 +217,12 @@ from ansible_collections.failsafe.datastores.plugins.module_utils._postgres_fact
     replication_facts,
     scalar,
     timeline,
+)
+from ansible_collections.failsafe.datastores.plugins.module_utils._postgres_sync import (
+    promotion_sync,
+    promotion_sync_note,
+    promotion_sync_step,
+    set_sync_settings,
 )
 from ansible_collections.failsafe.datastores.plugins.module_utils._report import Report
 
@@ -290,6 +324,11 @@ def switch_over(module, report, result):
         result["old_primary"].update(read_only=primary["read_only"])
         result["new_primary"].update(timeline=standby["timeline"])
         if verdict == "done":
+            names = standby["synchronous_standby_names"]
+            result["synchronous"].update(
+                new_primary_setting=names,
+                state=("sync_blocked" if standby["sync_blocked"] else "synchronous")
+                if names else "async")
             result.update(already_switched=True,
                           msg="Already switched: %s is the primary, %s is %s." % (
                               s_addr, p_addr, "a standby" if primary["role"] == "standby"
@@ -302,17 +341,27 @@ def switch_over(module, report, result):
             result["old_primary"].update(fenced_at_start=True, fenced_since=age["since"],
                                          fenced_seconds_before_run=age["seconds"])
         result["lag_bytes_before"] = lsn_diff(primary["current_lsn"], standby["replayed_lsn"])
+        sync = promotion_sync(params["synchronous"], primary["synchronous_standby_names"],
+                              standby["synchronous_standby_names"])
+        result["synchronous"] = sync
         result.update(changed=True, switched=True)
         report.changes(dict(primary=p_addr), dict(primary=s_addr))
         if module.check_mode:
-            report.plan(PLAN)
+            report.plan(([promotion_sync_step(sync)] if sync["clear"] else []) + PLAN)
             result["msg"] = ("Check mode: would switch over from %s to %s."
                              % (p_addr, s_addr)) + already_fenced_note(result["old_primary"])
             return
+        if sync["clear"]:
+            # Before the fence: on a standby it changes nothing yet, and costs no outage.
+            with doing("making the standby asynchronous before its promotion", s_peer):
+                set_sync_settings(sconn, "")
+            report.done("set synchronous_standby_names = '' on %s (was %r) before promoting it"
+                        % (s_addr, sync["candidate_setting"]))
         critical_section(params, report, result, pconn, sconn)
         result["msg"] = ("Switched over from %s to %s: writes were unavailable for %.3f s."
                          % (p_addr, s_addr, report.timer.between("fence_start", "writable"))
-                         + already_fenced_note(result["old_primary"]))
+                         + already_fenced_note(result["old_primary"])
+                         + promotion_sync_note(sync, s_addr))
 
 
 def critical_section(params, report, result, pconn, sconn):
@@ -405,6 +454,7 @@ def main():
             terminate_sessions=dict(type="bool", default=True),
             exclude_users=dict(type="list", elements="str", default=[]),
             checkpoint=dict(type="bool", default=True),
+            synchronous=dict(type="str", choices=["keep", "on", "off"], default="keep"),
         ),
         supports_check_mode=True,
     )
@@ -414,7 +464,8 @@ def main():
     report = Report(module, TIMED_STEPS)
     result = dict(changed=False, switched=False, already_switched=False,
                   terminated=[], unfenced=False, lag_bytes_before=None,
-                  old_primary=dict(address=p_addr), new_primary=dict(address=s_addr))
+                  old_primary=dict(address=p_addr), new_primary=dict(address=s_addr),
+                  synchronous=dict(mode=params["synchronous"], state=None, restore=None))
     report.run(lambda: switch_over(module, report, result), result, explain_error)
 
 

@@ -68,6 +68,9 @@ def test_check_mode_runs_no_mutating_statement(pg_pair, run_module, statement_lo
     planned["switchover"] = run_module("postgresql_switchover",
                                        dict(primary=east.peer(), standby=west.peer()),
                                        check=True)
+    planned["sync_replication"] = run_module("postgresql_sync_replication",
+                                             dict(node=east.peer(), standby_names=["us_west"]),
+                                             check=True)
     # Another slot than the one it streams through: a rejoin (and a slot) is planned.
     planned["standby"] = run_module("postgresql_standby", dict(
         node=west.peer(), primary=east.peer(), data_dir=str(west.data_dir),
@@ -100,10 +103,12 @@ def test_check_mode_runs_no_mutating_statement(pg_pair, run_module, statement_lo
         assert result["steps"], name
     assert planned["standby"]["method"] == "reconfigure"
     logged = "\n".join(east_lines + west_lines)
-    for application in ("read_only", "switchover", "standby", "promote", "failover"):
+    for application in ("read_only", "switchover", "standby", "promote", "failover",
+                        "sync_replication"):
         assert "app=failsafe.%s " % application in logged, application
     assert any("pg_is_in_recovery" in line for line in east_lines + west_lines)
     # Nothing changed, seen independently.
     assert pg_pair.in_recovery(west) is True
+    assert pg_pair.scalar(east, "SHOW synchronous_standby_names") == ""
     assert pg_pair.scalar(east, "SELECT count(*) FROM pg_replication_slots "
                                 "WHERE slot_name = 'check_mode_only'") == 0

@@ -24,6 +24,7 @@ MINIMAL = {
     "postgresql_standby": {"node": {"host": "pg-east"}, "primary": {"host": "pg-west"},
                            "data_dir": "/var/lib/postgresql/15/main"},
     "postgresql_switchover": {"primary": {"host": "pg-east"}, "standby": {"host": "pg-west"}},
+    "postgresql_sync_replication": {"node": {"host": "pg-east"}, "standby_names": ["us_west"]},
 }
 
 # Where each module takes a secret: a path of option names.
@@ -34,6 +35,7 @@ SECRETS = {
     "postgresql_replication_info": [("node", "password")],
     "postgresql_standby": [("node", "password"), ("primary", "password"), ("replication_password",)],
     "postgresql_switchover": [("primary", "password"), ("standby", "password")],
+    "postgresql_sync_replication": [("node", "password")],
 }
 
 SECRET_NAME = re.compile(r"pass(word|wd)?$|secret|token", re.IGNORECASE)
@@ -96,7 +98,8 @@ def test_each_missing_required_option_fails_clearly(name, option, run_module):
                                         ("postgresql_promote", "primary"),
                                         ("postgresql_promote", "node"),
                                         ("postgresql_read_only", "node"),
-                                        ("postgresql_replication_info", "node")])
+                                        ("postgresql_replication_info", "node"),
+                                        ("postgresql_sync_replication", "node")])
 def test_peer_without_host_fails_clearly(name, peer, run_module):
     args = dict(MINIMAL[name])
     args[peer] = {"port": 5433}
@@ -136,6 +139,19 @@ def test_bad_choice_and_type_are_refused(name, run_module):
     target["port"] = "five"
     code, result = run_module(name, args)
     assert code == 1 and "cannot be converted to an int" in result["msg"]
+
+
+@pytest.mark.parametrize("extra, why", [
+    (dict(num_sync=2), "num_sync=2 but only 1 standby name(s) given (us_west): every commit "
+                       "would block forever. Nothing was changed."),
+    (dict(num_sync=0), "num_sync must be 1 or more, got 0. Nothing was changed."),
+    (dict(standby_names=["us_west", ""]), "a standby name is empty"),
+])
+def test_sync_replication_refuses_values_that_would_block(extra, why, run_module):
+    code, result = run_module("postgresql_sync_replication",
+                              dict(MINIMAL["postgresql_sync_replication"], **extra))
+    assert code == 1
+    assert why in result["msg"]
 
 
 def test_promote_refuses_negative_max_lag_bytes(run_module):

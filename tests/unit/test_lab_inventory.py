@@ -128,3 +128,10 @@ def test_write(tmp_path):
     path = inventory.write(default_lab(), tmp_path / "inv")
     assert path == tmp_path / "inv" / "hosts.yml"
     assert path.read_text() == COMMITTED.read_text()
+
+
+def test_synchronous_lab_says_so_in_the_inventory(monkeypatch, committed):
+    assert "failsafe_pg_synchronous" not in yaml.safe_load(committed)["all"]["vars"]
+    monkeypatch.setenv("FAILSAFE_LAB_PG_SYNCHRONOUS", "1")
+    variables = yaml.safe_load(inventory.dump(default_lab()))["all"]["vars"]
+    assert variables["failsafe_pg_synchronous"] is True

@@ -120,3 +120,32 @@ def test_status_rows_say_what_each_node_is():
     assert lines[0].startswith("engine") and "pg-us-east" in lines[1]
     assert any(line.startswith("postgresql: writes are unavailable") for line in lines)
     assert lines[-1] == "  run: ansible-playbook playbooks/postgresql_unfence.yml"
+
+
+def test_sync_blocked_as_postgresql_replication_info_counts_it():
+    """FIRST 2 (a, b) with only a streaming: a sync standby exists, yet commits block."""
+    facts = primary(synchronous_standby_names="FIRST 2 (us_west, us_central)",
+                    standbys=[dict(state="streaming", sync_state="sync",
+                                   application_name="us_west")],
+                    sync_blocked=True, sync_missing=["us_central"])
+    result = diagnose(facts, standby())
+    assert result["state"] == "sync_blocked"
+    assert result["command"] is None
+
+
+def test_asynchronous_primary_reported_by_replication_info_is_healthy():
+    facts = primary(synchronous_standby_names="", sync_blocked=False, sync_missing=[])
+    assert diagnose(facts, standby())["state"] == "healthy"
+
+
+def test_status_row_names_the_synchronous_standbys_and_the_missing_ones():
+    from ansible_collections.failsafe.datastores.plugins.filter.pg_diagnosis import (
+        pg_status_rows,
+    )
+    facts = primary(synchronous_standby_names="ANY 1 (us_west)", sync_blocked=True,
+                    sync_missing=["us_west"])
+    rows = pg_status_rows({"pg-us-east": facts, "pg-us-west": down()}, HOSTVARS)
+    east = next(r for r in rows if r["host"] == "pg-us-east")
+    assert east["health"] == "commits blocked"
+    assert east["detail"] == ("0 standby(s) streaming; synchronous: ANY 1 (us_west) "
+                              "(missing: us_west)")

@@ -3,10 +3,10 @@
 A pytest plugin (loaded by conftest.py, like every module of engines/).
 
 pg_pair (function)
-    Guarantees the canonical topology before the test (us-east writable primary on timeline
-    1, us-west standby streaming from it through slot us_west, nothing fenced, replay neither
-    paused nor delayed, same system identifier); otherwise it resets the pair (~3 s). Creates
-    the check table `failsafe_it` (ids unique across timelines). A `PgPair`:
+    Guarantees the canonical topology before the test (us-east writable, asynchronous primary
+    on timeline 1, us-west standby streaming from it through slot us_west, nothing fenced, replay
+    neither paused nor delayed, same system identifier); otherwise it resets the pair (~3 s).
+    Creates the check table `failsafe_it` (ids unique across timelines). A `PgPair`:
       .east / .west   `PgNode`: host, port, user, password, data_dir, config_dir, log_file,
                       slot_name, ca_cert, address, .peer(**over) (the connection dict every
                       PostgreSQL module takes as node=, primary=, standby=), .conninfo(),
@@ -89,6 +89,8 @@ def canonical_problems(env) -> list[str]:
             tli = conn.execute("SELECT timeline_id FROM pg_control_checkpoint()").fetchone()[0]
             if tli != 1:
                 problems.append(f"us-east is on timeline {tli}")
+            if conn.execute("SHOW synchronous_standby_names").fetchone()[0]:
+                problems.append("us-east replicates synchronously")
             slot = conn.execute("SELECT active FROM pg_replication_slots "
                                 "WHERE slot_name = 'us_west'").fetchone()
             if not slot or not slot[0]:
