@@ -200,6 +200,7 @@ from ansible_collections.failsafe.datastores.plugins.module_utils._postgres_conn
     ensure_driver,
 )
 
+
 def owner_of(params):
     """The owner given by the action plugin, or this process's parent as a fallback."""
     owner = dict(params["owner"] or {})

@@ -25,7 +25,7 @@ def ansible_playbook(lab_env, report_dir, *args, timeout=900):
     env["FAILSAFE_REPORT_DIR"] = str(report_dir)
     return subprocess.run(["ansible-playbook", *args, "-i", str(lab_env.inventory)],
                           cwd=REPO, env=env, capture_output=True, text=True, timeout=timeout,
-                          stdin=subprocess.DEVNULL)
+                          stdin=subprocess.DEVNULL, check=False)
 
 
 @pytest.mark.parametrize("region", ["us-west", "us_west"], ids=["dashed", "alias"])

@@ -417,4 +417,3 @@ def test_a_failover_with_a_fenced_primary_and_no_standby_names_the_unfence(
     assert "ansible-playbook playbooks/postgresql_unfence.yml" in msg
     assert pg_pair.read_only(east) and not pg_pair.in_recovery(east)
     assert lock_record(clean_lock) is None
-

@@ -70,8 +70,8 @@ def pg_writer(pg_pair, run_id):
                   pg_pair.east.user, pg_pair.east.password, run_id=run_id)
 
 
-def test_planned_regional_failover_and_failback_lose_nothing(regional_lab, pg_pair, redis_pair,
-                                                           run_playbook, tmp_path, webhook):
+def test_planned_regional_failover_and_failback_lose_nothing(
+        regional_lab, pg_pair, redis_pair, run_playbook, tmp_path, webhook):
     run_id = f"regional-{time.time():.0f}"
     writer = pg_writer(pg_pair, run_id)
     redis_writers = RedisWriter.pair_for_lab(regional_lab.lab, run_id,
@@ -207,8 +207,8 @@ def screenshot(html, png):
     assert any(g > 100 and r < 80 and b < 80 for _count, (r, g, b) in colours)
 
 
-def test_emergency_when_every_us_east_server_is_gone(regional_lab, pg_pair, redis_pair, dns_zone,
-                                                      run_playbook, tmp_path):
+def test_emergency_when_every_us_east_server_is_gone(
+        regional_lab, pg_pair, redis_pair, dns_zone, run_playbook, tmp_path):
     """The lab kills every us-east server (PostgreSQL, Redis, its Sentinel) first; the emergency
     mode promotes us-west within the loss budget, switches DNS and records the estimated loss."""
     row = pg_pair.insert(pg_pair.east, "before the loss")
