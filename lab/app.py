@@ -22,12 +22,13 @@ from __future__ import annotations
 
 import json
 import os
+import signal
 import subprocess
 import sys
 import time
 from pathlib import Path
 
-from lab.core import Component, InventoryHost, LabError, wait_listening
+from lab.core import Component, InventoryHost, LabError, stop_process, wait_listening
 
 PROGRAM = "failsafe-writer"
 SUPERVISOR_USER = "failsafe"
@@ -36,6 +37,19 @@ SUPERVISOR_PASSWORD = "lab-supervisor-secret"
 SERVICE = Path(__file__).resolve().parent / "app_service.py"
 # Seconds between two writes of a writer (each write goes to both stores).
 WRITE_INTERVAL = 0.05
+
+
+def child_pids(pid: int) -> list[int]:
+    """The processes whose parent is `pid` (from /proc)."""
+    children = []
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = stat.read_text().rsplit(")", 1)[1].split()
+        except (OSError, IndexError):
+            continue
+        if int(fields[1]) == pid:
+            children.append(int(stat.parent.name))
+    return children
 
 
 class AppWriter(Component):
@@ -161,7 +175,34 @@ stdout_logfile = {log_dir / (PROGRAM + '.log')}
         self.pid_file.write_text(f"{proc.pid}\n")
         self.wait_listening("supervisor", timeout=30)
         if self.active:
+            self.wait_program("RUNNING")
             self.wait_listening("http", timeout=30)
+
+    def wait_program(self, wanted: str, timeout: float = 30.0) -> None:
+        """Until supervisord reports the writer in state `wanted` (RUNNING: past startsecs)."""
+        deadline = time.monotonic() + timeout
+        state = None
+        while time.monotonic() < deadline and self.running():
+            try:
+                state = self.program_state()
+            except OSError:
+                state = None
+            if state == wanted:
+                return
+            time.sleep(0.1)
+        raise LabError(f"{self.name}: {PROGRAM} is {state}, not {wanted}, after {timeout}s; "
+                       f"see {self.log_file.parent}")
+
+    def down(self, immediate: bool = False) -> None:
+        """Stop supervisord, which stops its program; the program is in a process group of its
+        own (supervisord's doing), so a SIGKILL of supervisord would leave it running: it is
+        stopped here too."""
+        pid = self.pid()
+        children = child_pids(pid) if pid else []
+        super().down(immediate)
+        for child in children:
+            stop_process(child, signal.SIGKILL if immediate else signal.SIGTERM,
+                         0 if immediate else self.stop_grace)
 
     def rpc(self):
         """An XML-RPC proxy of this supervisord (basic auth)."""
