@@ -268,5 +268,6 @@ stdout_logfile = {log_dir / (PROGRAM + '.log')}
             # Lab-only secret of a server bound to loopback; production uses vault.
             "failsafe_app_supervisor_password": SUPERVISOR_PASSWORD,
             # supervisorctl beside the Python that runs ansible-playbook (the venv's).
-            "failsafe_app_supervisorctl_path": "{{ ansible_playbook_python | dirname }}/supervisorctl",
+            "failsafe_app_supervisorctl_path":
+                "{{ ansible_playbook_python | dirname }}/supervisorctl",
         }

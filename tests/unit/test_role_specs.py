@@ -14,7 +14,7 @@ import yaml
 ROLES = Path(__file__).resolve().parents[2] / "roles"
 # Roles this test holds to (postgresql_rejoin differs: postgresql_rejoin_node defaults to ""
 # while its spec has no default).
-CHECKED = ["dns_failover"]
+CHECKED = ["dns_failover", "app_traffic"]
 
 
 @pytest.mark.parametrize("role", CHECKED)
