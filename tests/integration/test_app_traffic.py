@@ -149,3 +149,63 @@ def test_stopping_the_component_stops_supervisord_and_its_writer(app_pair, lab_e
     assert not east.running() and not app_pair.west.running()
     # The next app_pair starts it again (the engine's canonical check fails now).
     assert lab_env.canonical_problems()
+
+
+def test_the_loss_counter_sees_a_write_that_is_gone(app_pair, lab_env):
+    """lab/app_journal.py counts an acknowledged write missing from a store (removed here)."""
+    import json
+
+    from lab import app_service
+    from lab import redis as lab_redis
+
+    east = app_pair.east
+    app_pair.wait_acknowledged(east, "redis", 5)
+    app_pair.wait_acknowledged(east, "postgresql", 5)
+    records = [json.loads(line) for line in east.journal.read_text().splitlines()[:20]]
+    pg_id = next(r["id"] for r in records if r["store"] == "postgresql")
+    redis_id = next(r["id"] for r in records if r["store"] == "redis")
+    primary = lab_env.lab.component("postgresql-us-east")
+    import psycopg
+
+    with psycopg.connect(primary.conninfo(), autocommit=True) as conn:
+        conn.execute(f"DELETE FROM {app_service.TABLE} WHERE id = %s", (pg_id,))
+    master = lab_env.lab.component("redis-us-east")
+    conn = lab_redis.client(master.host, master.port)
+    try:
+        assert conn.srem(app_service.REDIS_KEY, redis_id) == 1
+    finally:
+        conn.close()
+    report = app_pair.losses()
+    assert report["postgresql"].lost == 1 and report["postgresql"].missing == [pg_id]
+    assert report["redis"].lost == 1 and report["redis"].missing == [redis_id]
+
+
+def test_supervisor_reached_by_url_and_credentials(app_pair, lab_env, run_playbook, tmp_path,
+                                                   lab_secrets):
+    """Without failsafe_app_supervisor_config: supervisorctl -s URL with the credentials, and
+    the password shows in no output."""
+    import yaml
+
+    data = yaml.safe_load(lab_env.inventory.read_text())
+    for host in data["all"]["children"]["app"]["hosts"].values():
+        del host["failsafe_app_supervisor_config"]
+    inventory = tmp_path / "hosts.yml"
+    inventory.write_text(yaml.safe_dump(data))
+    west = app_pair.west
+    try:
+        for action, state in (("start", "RUNNING"), ("stop", "STOPPED")):
+            runner = run_playbook(PLAYBOOK, inventory=inventory, verbosity=2, extravars={
+                "app_traffic_action": action, "app_traffic_region": "us-west"})
+            assert runner.status == "successful", runner.stdout_text
+            result = role_result(runner)
+            assert result["changed"] and result["hosts"]["app-us-west"]["state"] == state
+            assert app_pair.program_state(west) == state
+            for secret in lab_secrets:
+                assert secret not in runner.stdout_text
+        status = role_result(run_playbook(PLAYBOOK, inventory=inventory,
+                                          extravars={"app_traffic_action": "status"}))
+        assert status["hosts"]["app-us-west"]["state"] == "STOPPED"
+        assert status["hosts"]["app-us-east"]["state"] == "RUNNING"
+    finally:
+        if app_pair.program_state(west) != "STOPPED":
+            app_pair.stop(west)
