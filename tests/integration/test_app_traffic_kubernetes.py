@@ -71,6 +71,10 @@ async def cluster(kmock, tmp_path):
         path = f"/apis/apps/v1/namespaces/{NAMESPACE}/deployments"
         async with kmock.post(path, json=deployment(f"writer-{region}", replicas)) as resp:
             assert resp.status == 200, await resp.text()
+    # The writers' health endpoint (a Service in front of the Pods, in a cluster): kmock serves
+    # it too, "writing": "ok" once the Deployment has ready replicas (the played controller).
+    for region in ("us-east", "us-west"):
+        kmock[f"get /health/{region}"] << health_reaction(kmock, region)
     # A kubeconfig as an operator would have (kmock checks no token).
     kubeconfig = tmp_path / "kubeconfig"
     kubeconfig.write_text(yaml.safe_dump({
@@ -91,9 +95,11 @@ async def cluster(kmock, tmp_path):
                          "failsafe_app_k8s_kubeconfig": str(kubeconfig),
                          "failsafe_app_k8s_namespace": NAMESPACE,
                          "failsafe_app_replicas": REPLICAS},
-                "hosts": {f"app-k8s-{region}": {"failsafe_region": region,
-                                                "failsafe_app_k8s_deployment": f"writer-{region}"}
-                          for region in ("us-east", "us-west")}}}}}))
+                "hosts": {f"app-k8s-{region}": {
+                    "failsafe_region": region,
+                    "failsafe_app_k8s_deployment": f"writer-{region}",
+                    "failsafe_app_health_url": f"{str(kmock.url).rstrip('/')}/health/{region}"}
+                    for region in ("us-east", "us-west")}}}}}))
     stop = asyncio.Event()
     controller = asyncio.create_task(play_the_controller(kmock, stop))
     try:
@@ -101,6 +107,16 @@ async def cluster(kmock, tmp_path):
     finally:
         stop.set()
         await controller
+
+
+def writer_health(kmock, region: str) -> dict:
+    ready = spec_and_status(kmock, region)[1] or 0
+    return {"region": region, "writing": "ok" if ready > 0 else "failing", "ready": ready}
+
+
+def health_reaction(kmock, region: str):
+    """kmock calls a one-argument reaction with the request."""
+    return lambda request: writer_health(kmock, region)
 
 
 def spec_and_status(kmock, region: str) -> tuple:
@@ -157,6 +173,9 @@ async def test_role_scales_the_deployments_from_one_region_to_the_other(cluster,
     # k8s_scale waited for the Deployment to be ready (the played controller's status).
     assert spec_and_status(kmock, "us-west") == (REPLICAS, REPLICAS)
     assert int(done["hosts"]["app-k8s-us-west"]["state"]["ready_replicas"]) == REPLICAS
+    # ... and the role waited for the health endpoint.
+    assert done["hosts"]["app-k8s-us-west"]["health"] == {
+        "region": "us-west", "writing": "ok", "ready": REPLICAS}
 
     for check in (True, False):
         again = await traffic(run_playbook, inventory, "start", "us-west", check=check)
@@ -172,5 +191,6 @@ async def test_status_reads_the_deployments_and_changes_nothing(cluster, run_pla
     assert not result["changed"]
     states = {host: int(info["state"]["replicas"]) for host, info in result["hosts"].items()}
     assert states == {"app-k8s-us-east": REPLICAS, "app-k8s-us-west": 0}
+    assert result["hosts"]["app-k8s-us-west"]["health"]["writing"] == "failing"
     assert spec_and_status(kmock, "us-east") == (REPLICAS, REPLICAS)
     assert spec_and_status(kmock, "us-west") == (0, 0)
