@@ -6,10 +6,10 @@ PY := $(VENV)/bin/python
 export ANSIBLE_CONFIG := $(CURDIR)/ansible.cfg
 export PATH := $(CURDIR)/$(VENV)/bin:$(PATH)
 
-.PHONY: help venv deps lab-deps lab-up lab-down lab-status demo test unit integration sanity lint bench clean
+.PHONY: help venv deps test-deps lab-deps lab-up lab-down lab-status demo test unit integration sanity lint bench clean
 
 help:
-	@echo "make demo        start the lab, run a planned switchover and switch back under load, stop the lab"
+	@echo "make demo        start the lab, a regional failover and failback under live clients, a backup and restore, stop the lab"
 	@echo "make test        install what is needed and run every test (unit, sanity, lint, integration)"
 	@echo "make lab-up | lab-down | lab-status    the local lab (real servers on loopback)"
 	@echo "make lint        ansible-lint (production profile) and ansible-test sanity"
@@ -39,6 +39,7 @@ lab-status: venv
 
 demo: deps
 	$(PY) -m lab.demo
+	$(PY) -m lab.demo_backup
 
 unit: venv
 	$(PY) -m pytest tests/unit -q
@@ -52,7 +53,10 @@ sanity: venv
 lint: venv sanity
 	$(VENV)/bin/ansible-lint
 
-test: deps
+test-deps:
+	@FAILSAFE_TEST_TOOLS=1 bash lab/install-deps.sh
+
+test: test-deps venv
 	@bash tests/run-all.sh
 
 bench: deps

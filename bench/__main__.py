@@ -11,11 +11,14 @@ lab.writer.Writer:
 Then (or alone with --only redis) bench/redis.py: planned Redis failovers by playbook and
 SENTINEL FAILOVER alone under a pinned and a Sentinel-aware writer, on a Redis-only bench lab.
 
+Then (or alone with --only regional) bench/regional.py: planned regional failovers by
+playbook (PostgreSQL, Redis, DNS together), alternating, under PostgreSQL and Redis clients.
+
 `--only backup` measures backups, restores and checksum verification instead, on a lab of its
 own (bench/backup.py).
 
-Writes bench/results/switchover.json, bench/results/failover.json and
-bench/results/redis_failover.json (only the selected one with --only), prints tables, and
+Writes bench/results/switchover.json, bench/results/failover.json,
+bench/results/redis_failover.json and bench/results/regional_failover.json (only the selected one with --only), prints tables, and
 always stops the lab. See bench/README.md.
 """
 
@@ -249,7 +252,7 @@ def print_tables(sw: dict | None, fo: dict | None) -> None:
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m bench", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--only", choices=["switchover", "failover", "redis", "backup"],
+    parser.add_argument("--only", choices=["switchover", "failover", "redis", "regional", "backup"],
                         help="run one benchmark (only its JSON file is written)")
     parser.add_argument("--backup-rows", type=int, default=950000,
                         help="rows of the backup benchmark's large database (~1.1 kB each); "
@@ -266,9 +269,14 @@ def main(argv: list[str] | None = None) -> int:
     from bench import redis as redis_bench
 
     redis_bench.add_arguments(parser)
+    from bench import regional as regional_bench
+
+    regional_bench.add_arguments(parser)
     args = parser.parse_args(argv)
     if args.only == "redis":
         return redis_bench.main(args=args)
+    if args.only == "regional":
+        return regional_bench.main(args=args)
     if args.only == "backup":
         from bench import backup
 
@@ -318,6 +326,8 @@ def main(argv: list[str] | None = None) -> int:
             log(f"lab down failed: {exc}")
     if ok and args.only is None:
         ok = redis_bench.main(args=args) == 0
+    if ok and args.only is None:
+        ok = regional_bench.main(args=args) == 0
     if ok:
         print_tables(sw, fo)
         print(f"\ntotal bench time {time.monotonic() - bench_started:.0f} s")

@@ -1,7 +1,10 @@
-"""make demo: a planned switchover us-east -> us-west and back, under a live writer.
+"""make demo: a planned regional failover us-east -> us-west and the failback, under live clients.
 
-lab up -> topology -> writer starts -> playbooks/postgresql_switchover.yml -l us-west (fence,
-catch up, promote, rejoin) -> -l us-east (back) -> timings, write outage and rows lost -> lab down.
+lab up (PostgreSQL, Redis with three Sentinels, BIND and the Route 53 emulator, the run-lock
+witness) -> clients write to PostgreSQL and Redis all along (one follows the primary, one stays
+connected to the old Redis master) -> playbooks/regional_failover.yml -l us-west ->
+playbooks/failback.yml -l us-east -> per store: write outage and acknowledged writes lost, the
+run reports (JSON and HTML) -> lab down. The reports stay in /var/tmp/failsafe-demo-reports.
 """
 
 from __future__ import annotations
@@ -10,71 +13,96 @@ import json
 import os
 import subprocess
 import sys
-import tempfile
 import time
 from pathlib import Path
 
+from lab import redis as lab_redis
 from lab.__main__ import print_table
 from lab.core import REPO_ROOT
+from lab.redis_writer import RedisWriter, running
 from lab.topology import make_lab
 from lab.writer import Writer
+
+REPORT_DIR = Path(os.environ.get("FAILSAFE_DEMO_REPORT_DIR", "/var/tmp/failsafe-demo-reports"))
+KINDS = ["postgresql", "postgresql_witness", "redis", "redis_sentinel", "bind", "route53_emulator"]
 
 
 def banner(text: str) -> None:
     print(f"\n=== {text} " + "=" * max(0, 70 - len(text)), flush=True)
 
 
-def run_switchover(limit: str, report_dir: Path) -> tuple[dict, float]:
-    env = dict(os.environ, ANSIBLE_CONFIG=str(REPO_ROOT / "ansible.cfg"),
-               ANSIBLE_FORCE_COLOR="0")
-    argv = [str(Path(sys.executable).parent / "ansible-playbook"),
-            "playbooks/postgresql_switchover.yml", "-l", limit,
-            "-e", f"postgresql_switchover_report_dir={report_dir}"]
-    before = set(report_dir.glob("*.json"))
+def run_playbook(playbook: str, limit: str) -> tuple[dict, float]:
+    """Runs it as an operator would; returns its run report (JSON) and its duration."""
+    env = dict(os.environ, ANSIBLE_CONFIG=str(REPO_ROOT / "ansible.cfg"), ANSIBLE_FORCE_COLOR="0",
+               FAILSAFE_REPORT_DIR=str(REPORT_DIR))
+    argv = [str(Path(sys.executable).parent / "ansible-playbook"), playbook, "-l", limit,
+            "-e", "failsafe_rto_seconds=300"]
+    print("$ " + " ".join(argv[1:]), flush=True)
+    before = set(REPORT_DIR.glob("run-*.json"))
     started = time.monotonic()
     proc = subprocess.run(argv, cwd=REPO_ROOT, env=env, stdin=subprocess.DEVNULL, check=False)
     elapsed = time.monotonic() - started
+    new = sorted(set(REPORT_DIR.glob("run-*.json")) - before)
     if proc.returncode != 0:
-        raise SystemExit(f"the switchover playbook failed (exit {proc.returncode})")
-    new = sorted(set(report_dir.glob("*.json")) - before)
+        where = f" (report: {new[-1].with_suffix('.html')})" if new else ""
+        raise SystemExit(f"{playbook} failed (exit {proc.returncode}){where}")
     return json.loads(new[-1].read_text()), elapsed
 
 
+def summary_lines(label: str, report: dict, elapsed: float) -> list[str]:
+    summary = report["summary"]
+    lines = [f"{label}: {summary['status']} in {elapsed:.1f} s (RTO target "
+             f"{summary.get('rto_target_seconds')} s: "
+             f"{'met' if summary.get('rto_met') else 'missed'})"]
+    for store, figures in sorted(summary["stores"].items()):
+        outage = (figures or {}).get("write_outage_seconds")
+        lines.append(f"  {store:<11} write outage {outage if outage is not None else '-'} s, "
+                     f"data lost {(figures or {}).get('data_loss')}")
+    return lines
+
+
 def main() -> int:
+    REPORT_DIR.mkdir(parents=True, exist_ok=True)
     lab = make_lab()
     results = []
     try:
-        banner("Starting a fresh lab (real PostgreSQL on loopback, two regions)")
+        banner("Starting a fresh lab: two regions of PostgreSQL, Redis, Sentinel, DNS")
         lab.down()
-        lab.up(["postgresql"])
+        lab.up(KINDS)
         print_table(lab.status())
-        writer = Writer.for_lab(lab, run_id=f"demo-{int(time.time())}")
-        banner("A client writes one row per transaction, all along")
-        with writer.running(linger=0.5), \
-                tempfile.TemporaryDirectory(prefix="failsafe-demo-") as tmp:
-            print(f"writer connected with target_session_attrs=read-write; "
-                  f"{len(writer.acked)} rows so far")
-            for limit, label in (("us-west", "us-east -> us-west"), ("us-east", "us-west -> us-east")):
-                time.sleep(1.0)
-                banner(f"Planned switchover {label}: ansible-playbook playbooks/postgresql_switchover.yml -l {limit}")
-                t0 = time.monotonic()
-                report, elapsed = run_switchover(limit, Path(tmp))
-                t1 = time.monotonic()
-                time.sleep(0.5)
-                results.append((label, report, elapsed, writer.max_gap(t0, t1)))
+        run_id = f"demo-{int(time.time())}"
+        pg = Writer.for_lab(lab, run_id=run_id)
+        redis_master = next(c for c in lab.of_kind("redis") if c.upstream is None)
+        redis_clients = RedisWriter.pair_for_lab(lab, run_id, pinned_to=redis_master)
+        banner("Clients write to PostgreSQL and Redis all along")
+        with pg.running(linger=0.5), running(redis_clients, linger=1.0):
+            time.sleep(1.0)
+            for playbook, limit, label in (
+                    ("playbooks/regional_failover.yml", "us-west", "regional failover to us-west"),
+                    ("playbooks/failback.yml", "us-east", "failback to us-east")):
+                banner(label)
+                report, elapsed = run_playbook(playbook, limit)
+                results.append((label, report, elapsed))
                 print_table(lab.status())
-        verdict = writer.verify()
+                time.sleep(1.0)
+        pg_verdict = pg.verify()
+        # After the failback the master is us-east's again.
+        redis_verdicts = [w.verify(lab_redis.client(redis_master.host, redis_master.port))
+                          for w in redis_clients]
 
         banner("Result")
-        print(f"{'switchover':<20} {'module write outage':>20} {'writer saw':>11} {'playbook':>9} {'terminated':>10}")
-        for label, report, elapsed, gap in results:
-            outage = report["timings"].get("write_unavailable")
-            outage_text = f"{outage:.3f} s" if outage is not None else "no change"
-            print(f"{label:<20} {outage_text:>20} {gap:>9.3f} s {elapsed:>7.1f} s "
-                  f"{report['terminated_sessions']:>10}")
-        print(f"\nrows acknowledged: {verdict.acknowledged}, failed attempts while switching: "
-              f"{verdict.failed_attempts}, acknowledged rows lost: {verdict.lost}")
-        return 0 if verdict.lost == 0 else 1
+        for label, report, elapsed in results:
+            print("\n".join(summary_lines(label, report, elapsed)))
+        print(f"\nPostgreSQL client: {pg_verdict.acknowledged} rows acknowledged, "
+              f"{pg_verdict.lost} lost")
+        for verdict in redis_verdicts:
+            print(f"Redis client {verdict.name}: {verdict.acknowledged} writes acknowledged, "
+                  f"{verdict.lost} lost")
+        print(f"\nRun reports (open the .html in a browser): {REPORT_DIR}")
+        for path in sorted(REPORT_DIR.glob("run-*.html"))[-2:]:
+            print(f"  {path}")
+        lost = pg_verdict.lost + sum(v.lost for v in redis_verdicts)
+        return 0 if lost == 0 else 1
     finally:
         banner("Stopping the lab")
         lab.down()

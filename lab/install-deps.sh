@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Debian packages the lab and the tests need: those of the lab's components (each declares its
 # own; `python3 -m lab packages` lists the missing ones), and, optionally, the linter for the
-# sanity test of shell scripts (skipped without it).
+# sanity test of shell scripts (skipped without it); with FAILSAFE_TEST_TOOLS=1, the browser
+# that the run report's test opens.
 # As root they are installed with apt-get; otherwise we only check and say what is missing.
 #
 # Usage: lab/install-deps.sh [KIND[,KIND]]   (default: every component of lab/topology.py)
@@ -14,6 +15,11 @@ listing=$("${PYTHON:-python3}" -m lab packages "${only[@]}")
 read -r -a missing <<<"$listing"
 optional=()
 command -v shellcheck >/dev/null 2>&1 || optional+=(shellcheck)
+# `make test` also opens the run report in a real browser (headless chromium, a font for it).
+if [ "${FAILSAFE_TEST_TOOLS:-0}" = 1 ]; then
+  command -v chromium >/dev/null 2>&1 || missing+=(chromium)
+  [ -e /usr/share/fonts/truetype/dejavu/DejaVuSans.ttf ] || missing+=(fonts-dejavu-core)
+fi
 
 if [ "$(id -u)" -ne 0 ]; then
   if [ ${#missing[@]} -gt 0 ]; then

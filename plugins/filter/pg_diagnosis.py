@@ -120,8 +120,10 @@ def pg_diagnosis(nodes, hostvars):
                       _rejoin(node, primary))
     if sync_blocked:
         return result("sync_blocked", problems[-1], None)
-    return result("healthy", "%s (%s) takes writes; %s stream from it" % (
-        primary, _region(hv[primary]), ", ".join(standbys) or "no standby"))
+    return result("healthy", "%s (%s) takes writes; %s from it" % (
+        primary, _region(hv[primary]),
+        "%s %s" % (", ".join(standbys), "streams" if len(standbys) == 1 else "stream")
+        if standbys else "no standby streams"))
 
 
 def _furthest(facts):

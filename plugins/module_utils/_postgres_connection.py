@@ -208,14 +208,14 @@ def doing(action, peer):
         raise PostgresError(explain_error(exc, peer, action))
 
 
-def connect(peer, application_name):
+def connect(peer, application_name, autocommit=True):
     """Open a connection to one server; raise PostgresError with a clear message.
 
     `application_name` starts with ``failsafe.`` (pg_stat_activity and the server log name our
     sessions by it).
     """
     try:
-        return _connect(peer, application_name)
+        return _connect(peer, application_name, autocommit)
     except DRIVER_ERRORS as exc:
         raise PostgresError(explain_connect_error(peer, exc))
 

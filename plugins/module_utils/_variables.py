@@ -103,6 +103,12 @@ RUN_VARIABLES = (
     "failsafe_lock_ttl",
     "failsafe_lock_break",
     "failsafe_report_dir",
+    # Regional failover (docs/regional-failover.md): mode, RTO target, notifications.
+    "failsafe_failover_mode",
+    "failsafe_rto_seconds",
+    "failsafe_notify_webhook_url",
+    "failsafe_notify_slack_token",
+    "failsafe_notify_slack_channel",
     # Backups (docs/inventory.md, "Backups"): the S3 store, where dump and upload run, history.
     "failsafe_s3_endpoint_url",
     "failsafe_s3_region",
