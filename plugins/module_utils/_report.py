@@ -42,6 +42,8 @@ def with_state(msg, state):
     msg = msg.strip()
     if not state or state.lower() in msg.lower():
         return msg
+    if msg.lower().endswith(state.lower().rstrip(".")):  # said, without its full stop
+        return msg + state[len(state.rstrip(".")):]
     return "%s%s %s" % (msg, "" if msg.endswith(".") else ".", state)
 
 

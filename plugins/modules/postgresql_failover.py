@@ -244,13 +244,28 @@ def choose(params, summary, facts):
                 and n["name"] in candidates]
     if not standbys:
         raise PostgresError(
-            "no reachable standby to promote among %s (answering: %s). Nothing was changed"
-            % (sorted(candidates), [n["name"] for n in summary if n["reachable"]] or "none"))
+            "no reachable standby to promote among %s (answering: %s)%s. Nothing was changed"
+            % (sorted(candidates), [n["name"] for n in summary if n["reachable"]] or "none",
+               fenced_hint(summary)))
     sysids = set(facts[n["name"]]["system_identifier"] for n in summary if n["reachable"])
     if len(sysids) > 1:
         raise PostgresError("the nodes belong to different clusters (system identifiers %s): "
                             "check the nodes option. Nothing was changed" % sorted(sysids))
     return "promote", max(standbys, key=wal_position)["name"], None
+
+
+def fenced_hint(summary):
+    """What to run when no node takes writes but a primary answers fenced, or ''."""
+    fenced = [n["name"] for n in summary
+              if n["reachable"] and n["role"] == "primary" and n["read_only"]]
+    if not fenced:
+        return ""
+    return (": %s %s a primary fenced read-only and no node takes writes (an interrupted "
+            "switchover): a fenced primary took no writes, so nothing needs failing over. Give "
+            "writes back to it with postgresql_read_only read_only=false (playbook: "
+            "ansible-playbook playbooks/postgresql_unfence.yml%s), then rejoin the standby"
+            % (" and ".join(fenced), "is" if len(fenced) == 1 else "are",
+               "" if len(fenced) == 1 else " -e postgresql_unfence_node=HOST"))
 
 
 def healthy_or_failed_over(primary, summary):

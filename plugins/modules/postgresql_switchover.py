@@ -103,7 +103,10 @@ EXAMPLES = r'''
 
 RETURN = r'''
 switched:
-  description: Whether the module switched over (or would, in check mode).
+  description:
+    - Whether the module switched over (or would, in check mode).
+    - False when the run failed before the promotion was sent (the primary was unfenced again);
+      still true when it failed after it (the message then says what each server is).
   returned: always
   type: bool
 already_switched:
@@ -230,6 +233,13 @@ def checks(params, primary, standby, p_addr, s_addr):
             "%s is not a primary (it is in recovery) and %s is a standby: check the primary "
             "option" % (p_addr, s_addr))
     receiver = standby["wal_receiver"]
+    if receiver and receiver["status"] is None:
+        # A WAL receiver runs, but this role may not see its columns (PostgreSQL shows them to
+        # superusers and members of pg_read_all_stats only): not a standby that does not stream.
+        raise PostgresError(
+            "cannot tell whether %s streams: the role %s may not read pg_stat_wal_receiver "
+            "(connect as a superuser, or grant it pg_monitor). Nothing was changed"
+            % (s_addr, (params.get("standby") or {}).get("user") or "used"))
     if not receiver or receiver["status"] != "streaming":
         raise PostgresError(
             "%s is not streaming from its primary (WAL receiver: %s); a switchover needs a "
@@ -348,6 +358,8 @@ def critical_section(params, report, result, pconn, sconn):
         with doing("reading the new timeline", s_peer):
             result["new_primary"]["timeline"] = timeline(sconn, False)
     except Exception:
+        if not promotion_sent:
+            result["switched"] = False  # nothing was promoted: the run did not switch over
         report.leaves(promotion_state(p_peer, s_peer) if promotion_sent
                       else unfence_after_failure(p_peer, report))
         raise

@@ -103,6 +103,9 @@ options:
           ca_cert:
             description: CA certificate file for O(store.connection.ssl_mode=verify-ca) and O(store.connection.ssl_mode=verify-full).
             type: path
+          log_file:
+            description: The server's log file (C(failsafe_pg_log_file)); not used here, accepted so that the C(pg_conn) dict passes unchanged.
+            type: path
   ttl:
     description: Seconds after which a held lock counts as abandoned. Make it longer than the longest run.
     type: int
@@ -197,10 +200,6 @@ from ansible_collections.failsafe.datastores.plugins.module_utils._postgres_conn
     ensure_driver,
 )
 
-# The server log is of no use to a lock.
-LOCK_CONNECTION_SPEC = dict((key, spec) for key, spec in PEER_SPEC.items() if key != "log_file")
-
-
 def owner_of(params):
     """The owner given by the action plugin, or this process's parent as a fallback."""
     owner = dict(params["owner"] or {})
@@ -241,7 +240,7 @@ def main():
             store=dict(type="dict", default={}, options=dict(
                 backend=dict(type="str", default="file", choices=["file", "postgresql"]),
                 path=dict(type="path", default="/var/tmp/failsafe-locks"),
-                connection=dict(type="dict", options=LOCK_CONNECTION_SPEC),
+                connection=dict(type="dict", options=dict(PEER_SPEC)),
             )),
             ttl=dict(type="int", default=3600),
             break_lock=dict(type="bool", default=False),

@@ -103,6 +103,7 @@ def test_a_switchover_whose_sessions_are_terminated_unfences_through_a_new_one(
     assert "The primary %s was unfenced and takes writes again" % east.address in result.msg, \
         result.msg
     assert "lifted the fence on %s again" % east.address in result["steps"]
+    assert result["switched"] is False, "nothing was promoted: the run did not switch over"
     assert_no_traceback(result)
     assert pg_pair.read_only(east) is False and pg_pair.insert(east, "writable again") > 0
     assert pg_pair.in_recovery(west) is True

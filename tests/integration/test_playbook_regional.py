@@ -118,7 +118,7 @@ def test_planned_regional_failover_and_failback_lose_nothing(regional_lab, pg_pa
 
     events = [(m["event"], m["check_mode"]) for m in messages]
     assert events[:4] == [("start", True), ("end", True), ("start", False), ("end", False)], events
-    assert all(m["target_region"] == "us-west" and m["text"] for m in messages[:4])
+    assert all(m["target_region"] == "us-west" and m["text"] for m in messages[:4]), messages
 
     record = stats(runner)["failsafe_run"]
     assert record["target_region"] == "us-west" and record["mode"] == "planned"

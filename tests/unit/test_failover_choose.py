@@ -102,6 +102,17 @@ def test_a_writable_primary_outside_the_candidates_would_give_two():
 def test_no_reachable_candidate():
     msg = refusal([node("east", reachable=False), node("west", reachable=False)])
     assert "no reachable standby to promote" in msg
+    assert "unfence" not in msg
+
+
+def test_a_fenced_primary_and_no_standby_names_the_unfence():
+    """The incident of a failed switchover: the standby is gone, the old primary stays fenced.
+    The refusal names what gives writes back, not only that no standby answers."""
+    msg = refusal([node("east", role="primary", read_only=True), node("west", reachable=False)])
+    assert "no reachable standby to promote among ['east', 'west'] (answering: ['east'])" in msg
+    assert "east is a primary fenced read-only and no node takes writes" in msg
+    assert "ansible-playbook playbooks/postgresql_unfence.yml" in msg
+    assert "postgresql_unfence_node" not in msg
 
 
 # The loss budget ------------------------------------------------------------------------------------

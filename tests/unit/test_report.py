@@ -111,5 +111,8 @@ def test_with_state_does_not_repeat_what_the_message_says():
     assert with_state("refused. Nothing was changed. Fence it first", NOTHING_CHANGED) == \
         "refused. Nothing was changed. Fence it first"
     assert with_state("refused", NOTHING_CHANGED) == "refused. Nothing was changed."
+    # A message ending in the state without its full stop: not 'Nothing was changed' twice.
+    assert with_state("no standby to promote. Nothing was changed", NOTHING_CHANGED) == \
+        "no standby to promote. Nothing was changed."
     assert with_state("refused.", "X.") == "refused. X."
     assert with_state("refused", "") == "refused"

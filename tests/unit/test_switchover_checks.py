@@ -93,6 +93,16 @@ def test_standby_not_streaming(receiver, shown):
     assert "(WAL receiver: %s)" % shown in msg
 
 
+def test_a_receiver_the_role_may_not_see_is_a_privilege_problem():
+    # PostgreSQL hides pg_stat_wal_receiver's columns from roles without pg_read_all_stats.
+    hidden = dict(status=None, sender_host=None, sender_port=None)
+    msg = refusal(primary(), standby(wal_receiver=hidden),
+                  dict(PARAMS, standby=dict(user="app_ops")))
+    assert msg.startswith("cannot tell whether %s streams" % S_ADDR)
+    assert "the role app_ops may not read pg_stat_wal_receiver" in msg
+    assert "pg_monitor" in msg and msg.endswith("Nothing was changed")
+
+
 def test_timeline_mismatch():
     msg = refusal(primary(timeline=4), standby(timeline=3))
     assert "on timeline 3" in msg and "on timeline 4" in msg

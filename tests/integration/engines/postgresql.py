@@ -8,9 +8,10 @@ pg_pair (function)
     paused nor delayed, same system identifier); otherwise it resets the pair (~3 s). Creates
     the check table `failsafe_it` (ids unique across timelines). A `PgPair`:
       .east / .west   `PgNode`: host, port, user, password, data_dir, config_dir, log_file,
-                      slot_name, ca_cert, address, .peer(**over) (module peer dict),
-                      .login(**over) (flat login_* options), .conninfo(), .postmaster_pid();
-                      peer/login/conninfo verify the server against the lab's CA (verify-full)
+                      slot_name, ca_cert, address, .peer(**over) (the connection dict every
+                      PostgreSQL module takes as node=, primary=, standby=), .conninfo(),
+                      .postmaster_pid(); peer and conninfo verify the server against the lab's
+                      CA (verify-full)
       verification    (each in a NEW session, independent of the modules) connect(node),
                       query, scalar, in_recovery, read_only (SHOW default_transaction_read_only),
                       receiver (pg_stat_wal_receiver), insert (returns id; raises when
@@ -140,14 +141,6 @@ class PgNode:
                     connect_timeout=3, ssl_mode="verify-full", ca_cert=self.ca_cert)
         peer.update(overrides)
         return peer
-
-    def login(self, **overrides) -> dict:
-        """The flat login_* options of a module acting on this node."""
-        login = dict(login_host=self.host, login_port=self.port, login_user=self.user,
-                     login_password=self.password, connect_timeout=3,
-                     ssl_mode="verify-full", ca_cert=self.ca_cert)
-        login.update(overrides)
-        return login
 
     @property
     def address(self) -> str:
