@@ -76,6 +76,24 @@ INVENTORY_VARIABLES = (
     "failsafe_opensearch_password",
     "failsafe_opensearch_indices",
     "failsafe_opensearch_repository",
+    # Hosts of the app group (role app_traffic; docs/inventory.md, Application).
+    "failsafe_app_platform",
+    "failsafe_app_program",
+    "failsafe_app_health_url",
+    "failsafe_app_journal",
+    "failsafe_app_supervisor_config",
+    "failsafe_app_supervisor_url",
+    "failsafe_app_supervisor_username",
+    "failsafe_app_supervisor_password",
+    "failsafe_app_supervisorctl_path",
+    "failsafe_app_k8s_namespace",
+    "failsafe_app_k8s_deployment",
+    "failsafe_app_replicas",
+    "failsafe_app_k8s_kubeconfig",
+    "failsafe_app_k8s_context",
+    "failsafe_app_k8s_host",
+    "failsafe_app_k8s_api_key",
+    "failsafe_app_k8s_validate_certs",
 )
 
 # For a whole run: inventory group_vars or -e.

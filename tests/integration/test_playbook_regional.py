@@ -20,9 +20,12 @@ from ansible_collections.failsafe.datastores.plugins.module_utils import _lock
 from lab.redis_writer import RedisWriter, running
 from lab.writer import Writer
 
+from engines.app import AppPair
+
 REGIONAL = "playbooks/regional_failover.yml"
 FAILBACK = "playbooks/failback.yml"
-KINDS = ("postgresql", "postgresql_witness", "redis", "redis_sentinel", "bind", "route53_emulator")
+KINDS = ("postgresql", "postgresql_witness", "redis", "redis_sentinel", "bind", "route53_emulator",
+         "app")
 
 
 @pytest.fixture
@@ -101,6 +104,12 @@ def test_planned_regional_failover_and_failback_lose_nothing(
     assert redis_pair.role(redis_pair.west) == "master"
     assert redis_pair.role(redis_pair.east) in ("slave", "replica")
     assert set(redis_pair.sentinel_answers().values()) == {redis_pair.west.address}
+    # The application: us-west's writer runs and writes through DNS to us-west's stores.
+    apps = AppPair(regional_lab)
+    assert apps.program_state(apps.east) == "STOPPED"
+    assert apps.program_state(apps.west) == "RUNNING"
+    health = apps.wait_writing(apps.west)
+    assert set(health["resolved"].values()) == {apps.west.host}
     pg_report = writer.verify()
     assert pg_report.acknowledged > 0 and pg_report.lost == 0, pg_report.missing_ids
     redis_pair.wait_synced(redis_pair.east)
@@ -136,6 +145,14 @@ def test_planned_regional_failover_and_failback_lose_nothing(
     assert back.status == "successful", back.stdout_text
     assert not pg_pair.in_recovery(pg_pair.east) and pg_pair.in_recovery(pg_pair.west)
     assert redis_pair.role(redis_pair.east) == "master"
+    assert apps.program_state(apps.east) == "RUNNING"
+    assert apps.program_state(apps.west) == "STOPPED"
+    health = apps.wait_writing(apps.east)
+    assert set(health["resolved"].values()) == {apps.east.host}
+    # Every write the application saw acknowledged, in either region, is still there.
+    redis_pair.wait_synced(redis_pair.west)
+    for store, losses in apps.losses().items():
+        assert losses.acknowledged > 0 and losses.lost == 0, (store, losses)
 
 
 def test_refused_when_both_regions_take_writes(regional_lab, pg_pair, redis_pair, run_playbook):

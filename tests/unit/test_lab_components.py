@@ -233,6 +233,14 @@ def test_a_kind_brings_what_it_needs_and_down_takes_what_needs_it(tmp_path):
     assert [c.name for c in lab.dependents(["echo"])][-1] == "echo_client-clients"
 
 
+def test_the_app_kind_brings_its_datastores_and_dns(tmp_path):
+    lab = topology.make_lab(LabConfig(state_dir=tmp_path, regions=dict(REGIONS)))
+    kinds = [c.kind for c in lab.select(["app"])]
+    assert set(kinds) == {"postgresql", "redis", "bind", "app"}
+    assert [c.name for c in lab.of_kind("app")] == ["app-us-east", "app-us-west"]
+    assert {c.kind for c in lab.dependents(["redis"])} >= {"app", "redis_sentinel"}
+
+
 def test_needs_must_be_registered_first(tmp_path):
     with pytest.raises(LabError, match="needs"):
         small_lab(tmp_path, EchoClient.at("clients"), ECHOES)

@@ -71,7 +71,7 @@ def test_inventory_hosts_match_the_lab(committed):
         assert host["failsafe_pg_data_dir"].startswith(default_state_dir() + "/")
         # Every region is a group of its own, holding its hosts, named as users type it.
         assert data["children"][region]["hosts"] == {
-            "%s-%s" % (prefix, region): None for prefix in ("pg", "redis", "sentinel")}
+            "%s-%s" % (prefix, region): None for prefix in ("pg", "redis", "sentinel", "app")}
 
 
 def test_inventory_follows_the_lab_config(tmp_path):
@@ -82,7 +82,7 @@ def test_inventory_follows_the_lab_config(tmp_path):
     assert host["failsafe_pg_data_dir"] == str(tmp_path / "postgresql-eu-central" / "data")
     assert host["failsafe_pg_slot_name"] == "eu_central"
     assert set(rendered["children"]) == {"eu-central", "eu_central", "postgresql", "witness",
-                                         "redis", "redis_sentinel", "dns"}
+                                         "redis", "redis_sentinel", "dns", "app"}
     witness = rendered["children"]["witness"]["hosts"]["pg-witness"]
     assert witness["failsafe_pg_host"] == "127.1.3.1" and witness["failsafe_pg_port"] == 25432
 
@@ -108,7 +108,7 @@ def test_region_without_a_dash_has_no_alias(tmp_path):
     config = LabConfig(state_dir=tmp_path, regions={"east": "127.0.3.1", "west": "127.0.4.1"})
     children = yaml.safe_load(inventory.dump(make_lab(config)))["all"]["children"]
     assert children["east"] == {"hosts": {"pg-east": None, "redis-east": None,
-                                          "sentinel-east": None}}
+                                          "sentinel-east": None, "app-east": None}}
     assert "children" not in children["west"]
 
 
@@ -120,8 +120,26 @@ def test_limit_by_alias_and_by_dashed_name_selects_the_region(tmp_path):
     manager = InventoryManager(loader=DataLoader(), sources=[str(COMMITTED)])
     for pattern in ("us-west", "us_west"):
         assert [h.name for h in manager.get_hosts(pattern)] == [
-            "pg-us-west", "redis-us-west", "sentinel-us-west"]
+            "pg-us-west", "redis-us-west", "sentinel-us-west", "app-us-west"]
     assert sorted(h.name for h in manager.get_hosts("postgresql")) == ["pg-us-east", "pg-us-west"]
+
+
+def test_app_hosts_are_in_the_app_group_and_their_region(committed):
+    from lab import app
+
+    data = yaml.safe_load(committed)["all"]
+    hosts = data["children"]["app"]["hosts"]
+    assert set(hosts) == {"app-%s" % region for region in DEFAULT_REGIONS}
+    for region, address in DEFAULT_REGIONS.items():
+        host = hosts["app-%s" % region]
+        assert host["failsafe_region"] == region
+        assert host["failsafe_app_platform"] == "supervisor"
+        assert host["failsafe_app_program"] == app.PROGRAM
+        assert host["failsafe_app_health_url"] == "http://%s:18080/health" % address
+        assert host["failsafe_app_supervisor_url"] == "http://%s:19001" % address
+        assert host["failsafe_app_supervisor_config"] == (
+            default_state_dir() + "/app-%s/supervisord.conf" % region)
+    assert data["vars"]["failsafe_app_supervisor_password"] == app.SUPERVISOR_PASSWORD
 
 
 def test_write(tmp_path):
