@@ -24,7 +24,8 @@ from bench.common import (
 )
 
 PLAYBOOK = "playbooks/regional_failover.yml"
-KINDS = ["postgresql", "postgresql_witness", "redis", "redis_sentinel", "bind", "route53_emulator"]
+KINDS = ["postgresql", "postgresql_witness", "redis", "redis_sentinel", "bind", "route53_emulator",
+         "app"]
 TARGETS = {"postgresql_outage_median_below_s": 0.5, "redis_outage_median_below_s": 0.5,
            "application_downtime_median_below_s": 10.0, "playbook_median_below_s": 30.0}
 

@@ -16,6 +16,7 @@ import sys
 import time
 from pathlib import Path
 
+from lab import app_journal
 from lab import redis as lab_redis
 from lab.__main__ import print_table
 from lab.core import REPO_ROOT
@@ -24,7 +25,8 @@ from lab.topology import make_lab
 from lab.writer import Writer
 
 REPORT_DIR = Path(os.environ.get("FAILSAFE_DEMO_REPORT_DIR", "/var/tmp/failsafe-demo-reports"))
-KINDS = ["postgresql", "postgresql_witness", "redis", "redis_sentinel", "bind", "route53_emulator"]
+KINDS = ["postgresql", "postgresql_witness", "redis", "redis_sentinel", "bind", "route53_emulator",
+         "app"]
 
 
 def banner(text: str) -> None:
@@ -86,6 +88,7 @@ def main() -> int:
                 print_table(lab.status())
                 time.sleep(1.0)
         pg_verdict = pg.verify()
+        app_losses = app_journal.check_lab(lab)
         # After the failback the master is us-east's again.
         redis_verdicts = [w.verify(lab_redis.client(redis_master.host, redis_master.port))
                           for w in redis_clients]
@@ -98,10 +101,14 @@ def main() -> int:
         for verdict in redis_verdicts:
             print(f"Redis client {verdict.name}: {verdict.acknowledged} writes acknowledged, "
                   f"{verdict.lost} lost")
+        for store, item in sorted(app_losses.items()):
+            print(f"Application writers -> {store} (through DNS, under supervisord): "
+                  f"{item.acknowledged} writes acknowledged, {item.lost} lost")
         print(f"\nRun reports (open the .html in a browser): {REPORT_DIR}")
         for path in sorted(REPORT_DIR.glob("run-*.html"))[-2:]:
             print(f"  {path}")
-        lost = pg_verdict.lost + sum(v.lost for v in redis_verdicts)
+        lost = pg_verdict.lost + sum(v.lost for v in redis_verdicts) \
+            + sum(item.lost for item in app_losses.values())
         return 0 if lost == 0 else 1
     finally:
         banner("Stopping the lab")
