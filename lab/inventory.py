@@ -57,8 +57,16 @@ def render(lab: Lab) -> dict:
     return {"all": {"vars": all_vars, "children": {**regions, **groups}}}
 
 
+class _IndentedDumper(yaml.SafeDumper):
+    """Lists indented under their key, as yamllint (ansible-lint) wants them."""
+
+    def increase_indent(self, flow=False, indentless=False):
+        return super().increase_indent(flow, False)
+
+
 def dump(lab: Lab) -> str:
-    return HEADER + yaml.safe_dump(render(lab), sort_keys=False, default_flow_style=False)
+    return HEADER + yaml.dump(render(lab), Dumper=_IndentedDumper, sort_keys=False,
+                              default_flow_style=False)
 
 
 def write(lab: Lab, directory: Path) -> Path:

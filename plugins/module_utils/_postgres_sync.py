@@ -46,7 +46,7 @@ def quote_name(name):
 
 def format_names(names, method="any", num_sync=1):
     """'ANY 1 (us_west)' from the parts; '' (asynchronous) for no names."""
-    names = [n for n in (names or [])]
+    names = list(names or [])
     if not names:
         return ""
     method = (method or "any").lower()

@@ -34,9 +34,9 @@ description:
     C(synchronous_standby_names) (a copy inherited by a base backup would name a standby that
     does not stream and block every commit): it is emptied before the promotion. When the old
     primary replicated synchronously (read from it when it answers, else from the candidate's
-    inherited copy) or O(synchronous=on), RV(synchronous.state) is V(degraded_async): the new
+    inherited copy) or O(synchronous=on), C(synchronous.state) is V(degraded_async): the new
     primary takes writes asynchronously until the old one streams from it again, and
-    RV(synchronous.restore) says how the rejoin makes it synchronous again."
+    C(synchronous.restore) says how the rejoin makes it synchronous again."
   - When a candidate is already the only writable primary (a repeated run, or a healthy
     cluster), nothing changes; RV(msg) tells which.
   - Nodes that do not answer are taken as down; a node that answers and refuses the connection

@@ -36,8 +36,8 @@ description:
   - "Synchronous replication (O(synchronous)): the new primary never starts with a non-empty
     C(synchronous_standby_names) (it could name a standby that does not stream yet and block
     every commit): a non-empty value on the standby is emptied before the fence. When the old
-    primary replicated synchronously (or O(synchronous=on)), RV(synchronous.state) is
-    V(degraded_async) and RV(synchronous.restore) says how to make the new primary synchronous
+    primary replicated synchronously (or O(synchronous=on)), C(synchronous.state) is
+    V(degraded_async) and C(synchronous.restore) says how to make the new primary synchronous
     again once the old one streams from it (role C(failsafe.datastores.postgresql_rejoin) does
     it with M(failsafe.datastores.postgresql_sync_replication))."
   - Commits made with C(synchronous_commit=off) are acknowledged before they are flushed;
@@ -95,7 +95,7 @@ options:
       - V(keep) restores synchronous replication after the rejoin when the old primary had a
         non-empty C(synchronous_standby_names); V(on) in any case (the cluster replicates
         synchronously); V(off) leaves the new primary asynchronous.
-      - In every case the new primary starts asynchronous (RV(synchronous.state)).
+      - In every case the new primary starts asynchronous (C(synchronous.state)).
     type: str
     choices: [keep, 'on', 'off']
     default: keep

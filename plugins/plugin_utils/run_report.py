@@ -148,6 +148,16 @@ def store_figures(stats):
     return stores
 
 
+def _number(value):
+    """A figure given as text (-e failsafe_rto_seconds=300 is a string), or None."""
+    if value is None or value == "":
+        return None
+    try:
+        return float(value)
+    except (TypeError, ValueError):
+        return None
+
+
 def build_report(recorder):
     """The JSON document of one run."""
     origin = recorder.run["started"]
@@ -158,7 +168,7 @@ def build_report(recorder):
     status = "interrupted" if recorder.interrupted else ("failed" if failed else "ok")
     duration = ended - origin
     targets = run_stats.get("targets") or {}
-    rto_target = targets.get("rto_seconds")
+    rto_target = _number(targets.get("rto_seconds"))
     tasks = []
     for task in recorder.tasks:
         entry = dict(name=task["name"], role=task["role"], phase=task["phase"],
@@ -185,7 +195,7 @@ def build_report(recorder):
             rto_seconds=_round(duration),
             rto_target_seconds=rto_target,
             rto_met=None if rto_target is None or failed else duration <= rto_target,
-            application_downtime_seconds=run_stats.get("application_downtime_seconds"),
+            application_downtime_seconds=_number(run_stats.get("application_downtime_seconds")),
             stores=store_figures(stats),
         ),
         phases=_phases(recorder.tasks, origin),

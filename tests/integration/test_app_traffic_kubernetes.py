@@ -140,7 +140,7 @@ async def traffic(run_playbook, inventory, action, region=None, check=False) -> 
 
 async def wait_ready(kmock, region: str, replicas: int) -> None:
     """Until the played controller has caught up (it runs every 50 ms)."""
-    for _ in range(200):
+    for _attempt in range(200):
         if spec_and_status(kmock, region) == (replicas, replicas):
             return
         await asyncio.sleep(0.05)

@@ -84,8 +84,8 @@ def test_switchover_in_synchronous_mode(pg_pair, run_playbook):
     assert_west_synchronous_naming_east(pg_pair)
 
 
-def test_switchover_with_synchronous_off_leaves_the_new_primary_asynchronous(pg_pair,
-                                                                            run_playbook):
+def test_switchover_with_synchronous_off_leaves_the_new_primary_asynchronous(
+        pg_pair, run_playbook):
     make_synchronous(pg_pair)
     runner = run_playbook(SWITCHOVER, limit="us-west",
                           extravars={"postgresql_switchover_synchronous": "off"})
@@ -96,8 +96,8 @@ def test_switchover_with_synchronous_off_leaves_the_new_primary_asynchronous(pg_
     assert pg_pair.insert(pg_pair.west, "asynchronous") > 0
 
 
-def test_emergency_failover_in_synchronous_mode_loses_no_acknowledged_row(pg_pair,
-                                                                         run_playbook):
+def test_emergency_failover_in_synchronous_mode_loses_no_acknowledged_row(
+        pg_pair, run_playbook):
     make_synchronous(pg_pair)
     # A stale copy on the standby (as a base backup of a synchronous primary leaves it) must
     # not block the promoted node.

@@ -97,6 +97,16 @@ def test_rto_against_the_target():
     assert report["checklist"] == ["Notify", "Plan the failback"]
 
 
+def test_figures_given_as_text_are_numbers():
+    """-e failsafe_rto_seconds=300 arrives as a string; the report must still be written."""
+    rec = recorder_with_a_switchover()
+    rec.finish(T0 + 4.5, {"failsafe_run": {"targets": {"rto_seconds": "300"},
+                                           "application_downtime_seconds": "1.5"}})
+    summary = build_report(rec)["summary"]
+    assert summary["rto_target_seconds"] == 300.0 and summary["rto_met"] is True
+    assert summary["application_downtime_seconds"] == 1.5
+
+
 def test_page_is_self_contained_escaped_and_ends_with_the_checklist():
     rec = recorder_with_a_switchover(failed=True)
     rec.finish(T0 + 4.5, {"failsafe_run": {"checklist": ["Notify <everyone>"]}})
