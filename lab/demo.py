@@ -55,7 +55,8 @@ def summary_lines(label: str, report: dict, elapsed: float) -> list[str]:
     summary = report["summary"]
     lines = [f"{label}: {summary['status']} in {elapsed:.1f} s (RTO target "
              f"{summary.get('rto_target_seconds')} s: "
-             f"{'met' if summary.get('rto_met') else 'missed'})"]
+             f"{'met' if summary.get('rto_met') else 'missed'}), application downtime "
+             f"{summary.get('application_downtime_seconds')} s"]
     for store, figures in sorted(summary["stores"].items()):
         outage = (figures or {}).get("write_outage_seconds")
         lines.append(f"  {store:<11} write outage {outage if outage is not None else '-'} s, "
