@@ -1,6 +1,6 @@
 """make demo, second part: backup -> delete and damage data -> restore -> validate, with timings.
 
-lab up (PostgreSQL pair + SeaweedFS) -> a database `shop` with customers and orders ->
+lab up (PostgreSQL pair, the lock witness, SeaweedFS) -> a database `shop` with customers and orders ->
 playbooks/backup.yml -> DELETE most orders, NULL some customer names -> playbooks/restore.yml
 (latest, replacing `shop` once the restore into a staging database succeeded) -> integrity checks
 against the counts recorded at backup time -> playbooks/backup_verify.yml -> lab down.
@@ -58,7 +58,7 @@ def main() -> int:
     try:
         banner("Starting a fresh lab: PostgreSQL pair and an S3 server (SeaweedFS)")
         lab.down()
-        lab.up(["postgresql", "seaweedfs"])
+        lab.up(["postgresql", "postgresql_witness", "seaweedfs"])  # the witness keeps the run lock
         print_table(lab.status())
         primary = lab.component("postgresql-us-east")
         with psycopg.connect(primary.conninfo(), autocommit=True) as conn:
