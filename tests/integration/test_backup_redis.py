@@ -14,6 +14,7 @@ import uuid
 
 import pytest
 import redis
+import yaml
 
 # These tests run on the generic lab (lab.topology.make_lab, tests/integration/engines/): on a
 # checkout without it they are skipped rather than failing on missing fixtures.
@@ -125,13 +126,20 @@ def test_wrong_password_is_a_clear_error(run_module, s3_store, scratch_redis):
 
 def test_backup_set_with_redis_and_the_drill_of_both(run_playbook, run_module, s3_store,
                                                      scratch_redis, backup_db, lab_env, tmp_path):
-    import shutil
-
     source, src, start_command, _path = scratch_redis("src")
     fill(src, 3000)
     inventory = tmp_path / "inventory"
     inventory.mkdir()
-    shutil.copy(lab_env.inventory, inventory / "lab.yml")
+    # The lab's own Redis nodes (group redis) are not this test's: the scratch server is.
+    lab_inventory = yaml.safe_load(lab_env.inventory.read_text())
+    children = lab_inventory["all"]["children"]
+    lab_redis_hosts = set((children.pop("redis", None) or {}).get("hosts") or {})
+    children.pop("redis_sentinel", None)
+    for group in children.values():
+        for host in list((group or {}).get("hosts") or {}):
+            if host in lab_redis_hosts or host.startswith("sentinel-"):
+                del group["hosts"][host]
+    (inventory / "lab.yml").write_text(yaml.safe_dump(lab_inventory))
     (inventory / "redis.yml").write_text(json.dumps({"redis": {"hosts": {"redis-scratch": {
         "failsafe_region": "us-east", "failsafe_redis_host": source["host"],
         "failsafe_redis_port": source["port"], "failsafe_redis_password": source["password"],
