@@ -145,7 +145,8 @@ command = {sys.executable} {SERVICE} --config {self.app_config}
 directory = {self.home}
 autostart = {'true' if self.active else 'false'}
 autorestart = true
-startsecs = 1
+# The role app_traffic waits for /health itself: supervisorctl start need not wait a second.
+startsecs = 0
 startretries = 100
 stopsignal = TERM
 stopwaitsecs = 10
