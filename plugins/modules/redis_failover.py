@@ -120,6 +120,15 @@ options:
     description: Run C(CONFIG REWRITE) on the nodes whose role changed, where they run from a config file.
     type: bool
     default: true
+  wait_quorum:
+    description:
+      - With O(sentinel_method=remonitor), wait until the Sentinels know each other again and the
+        quorum is reachable (about 2 s after C(SENTINEL MONITOR); clients are served meanwhile).
+      - V(false) returns once every Sentinel answers the new master. The caller must then check
+        the quorum itself later (C(regional_failover.yml) does, once the new region's writers
+        run, so that the wait stays out of the application's downtime).
+    type: bool
+    default: true
 '''
 
 EXAMPLES = r'''
@@ -608,6 +617,7 @@ def main():
         max_data_loss_seconds=dict(type="float", default=10),
         accept_data_loss=dict(type="bool", default=False),
         persist=dict(type="bool", default=True),
+        wait_quorum=dict(type="bool", default=True),
     )
     argument_spec.update(sentinel_options())
     module = AnsibleModule(argument_spec=argument_spec, supports_check_mode=True,
@@ -721,9 +731,9 @@ def run_planned(module, params, result, timer, progress):
                 if persist(conn, peer, node_facts(conn, peer)):
                     result["persisted"].append(describe(peer))
         timer.mark("persisted")
-        if view is not None and params["sentinel_method"] == "remonitor":
+        if view is not None and params["sentinel_method"] == "remonitor" and params["wait_quorum"]:
             wait_quorum_restored(params, view)
-        timer.mark("quorum_restored")
+            timer.mark("quorum_restored")
     finally:
         mconn.close()
         rconn.close()
