@@ -9,7 +9,11 @@ from __future__ import annotations
 
 import http.server
 import json
+import os
+import re
 import shutil
+import signal
+import sys
 import subprocess
 import threading
 import time
@@ -21,6 +25,8 @@ from lab.redis_writer import RedisWriter, running
 from lab.writer import Writer
 
 from engines.app import AppPair
+
+from conftest import REPO
 
 REGIONAL = "playbooks/regional_failover.yml"
 FAILBACK = "playbooks/failback.yml"
@@ -255,3 +261,80 @@ def test_emergency_when_every_us_east_server_is_gone(
     for name in dns_zone.names:
         for server, found in dns_zone.answers(name).items():
             assert found.get("values") == [dns_zone.address("us-west")], (server, name, found)
+
+
+# Killed mid-run, then run again -----------------------------------------------------------------
+
+def run_and_interrupt(lab_env, task_pattern, sig, delay, limit="us-west"):
+    """ansible-playbook regional_failover.yml in its own process group, as an operator's
+    terminal runs it; at the first task whose banner matches `task_pattern`, wait `delay` s and
+    send `sig` to the whole group (SIGINT: Ctrl-C; SIGKILL: the terminal or the node dies).
+    Returns (the banner it was interrupted at or None, the output)."""
+    env = {**os.environ, **lab_env.envvars, "PYTHONUNBUFFERED": "1", "ANSIBLE_NOCOLOR": "1",
+           "ANSIBLE_FORCE_COLOR": "0"}
+    proc = subprocess.Popen(
+        [os.path.join(os.path.dirname(sys.executable), "ansible-playbook"), REGIONAL,
+         "-i", str(lab_env.inventory), "-l", limit],
+        cwd=REPO, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+        stdin=subprocess.DEVNULL, start_new_session=True)
+    interrupted_at, output = None, []
+    try:
+        for line in proc.stdout:
+            output.append(line)
+            if interrupted_at is None and line.startswith("TASK [") and re.search(task_pattern, line):
+                time.sleep(delay)
+                os.killpg(proc.pid, sig)
+                interrupted_at = line.strip()
+        proc.wait(timeout=120)
+    finally:
+        if proc.poll() is None:
+            os.killpg(proc.pid, signal.SIGKILL)
+            proc.wait()
+    return interrupted_at, "".join(output)
+
+
+@pytest.mark.parametrize("task_pattern, sig, delay", [
+    # Inside PostgreSQL's one call (fence, catch up, promote): the terminal is closed.
+    (r"postgresql_switchover : Fence, catch up and promote", signal.SIGKILL, 0.45),
+    # Ctrl-C while Redis fails over, once PostgreSQL has moved.
+    (r"redis_failover : Fail over in one call", signal.SIGINT, 0.45),
+    # The node running Ansible dies while DNS changes (the stores have moved, the names not).
+    (r"dns_failover : Update the records", signal.SIGKILL, 0.3),
+], ids=["kill-in-postgresql", "ctrl-c-in-redis", "kill-in-dns"])
+def test_a_run_killed_midway_and_run_again_converges_losing_nothing(
+        regional_lab, pg_pair, redis_pair, run_playbook, task_pattern, sig, delay):
+    run_id = f"interrupted-{time.time():.0f}"
+    writer = pg_writer(pg_pair, run_id)
+    redis_writers = RedisWriter.pair_for_lab(regional_lab.lab, run_id,
+                                             pinned_to=redis_pair.east.component)
+    apps = AppPair(regional_lab)
+    writer.start()
+    try:
+        with running(redis_writers, linger=1.0):
+            interrupted_at, output = run_and_interrupt(regional_lab, task_pattern, sig, delay)
+            assert interrupted_at, f"the run never reached {task_pattern}:\n{output}"
+            again = run_playbook(REGIONAL, limit="us-west")
+            assert again.status == "successful", again.stdout_text
+            time.sleep(0.5)
+    finally:
+        writer.stop()
+
+    # One writable node per store, in us-west; us-east follows it; the names and the writers
+    # moved too.
+    assert not pg_pair.in_recovery(pg_pair.west) and not pg_pair.read_only(pg_pair.west)
+    assert pg_pair.in_recovery(pg_pair.east)
+    assert redis_pair.role(redis_pair.west) == "master"
+    assert redis_pair.role(redis_pair.east) in ("slave", "replica")
+    assert set(redis_pair.sentinel_answers().values()) == {redis_pair.west.address}
+    assert apps.program_state(apps.east) == "STOPPED"
+    assert apps.program_state(apps.west) == "RUNNING"
+    health = apps.wait_writing(apps.west)
+    assert set(health["resolved"].values()) == {apps.west.host}
+    # Nothing acknowledged is lost: the outside clients' and the application's writes.
+    pg_report = writer.verify()
+    assert pg_report.acknowledged > 0 and pg_report.lost == 0, pg_report.missing_ids
+    redis_pair.wait_synced(redis_pair.east)
+    for report in [w.verify(redis_pair.client(redis_pair.west)) for w in redis_writers]:
+        assert report.acknowledged > 0 and report.lost == 0, report
+    for store, losses in apps.losses().items():
+        assert losses.acknowledged > 0 and losses.lost == 0, (store, losses)
