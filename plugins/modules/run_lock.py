@@ -42,9 +42,15 @@ attributes:
     support: full
 options:
   name:
-    description: Name of the lock (the scope it protects).
+    description: Name of the lock (the scope it protects). One of O(name) and O(names) is required.
     type: str
-    required: true
+  names:
+    description:
+      - Several locks in one call, in this order (C(regional), C(postgresql), C(redis)), all or
+        none - when one is held by another run, those this call took are given back before it
+        fails. RV(locks) has the result of each.
+    type: list
+    elements: str
   state:
     description:
       - V(present) takes the lock (or fails with its holder), V(absent) releases it when this
@@ -140,6 +146,12 @@ EXAMPLES = r'''
   delegate_to: localhost
   run_once: true
   when: lock.acquired
+
+- name: Take every lock of a regional failover at once (all or none)
+  failsafe.datastores.run_lock:
+    names: [regional, postgresql, redis]
+  delegate_to: localhost
+  run_once: true
 '''
 
 RETURN = r'''
@@ -164,6 +176,13 @@ holder:
 took_over:
   description: The record of a dead, expired or broken holder this task replaced, with C(reason).
   returned: when a lock was taken over
+  type: dict
+locks:
+  description:
+    - With O(names) - per lock name, its own C(locked), C(acquired), C(released), C(holder)
+      and C(took_over); the top-level values then say whether all are locked (RV(locked)),
+      whether any was acquired or released (RV(acquired), RV(released)).
+  returned: with O(names)
   type: dict
 store:
   description: Which store was used.
@@ -233,10 +252,62 @@ def refusal(name, record, store):
             "(run_lock break_lock=true)" % (name, describe_holder(record), store.describe()))
 
 
+def one_lock(module, store, name, owner, token, taken_here):
+    """Take, release or read one lock; returns its result. A refusal raises LockRefused after
+    giving back what this call took (taken_here)."""
+    params = module.params
+    result = dict(changed=False, locked=False, acquired=False, released=False, holder=None)
+    before = None
+    if params["state"] == "query":
+        record = store.read(name)
+        result.update(holder=record, locked=bool(record and record.get("token") == token))
+    elif params["state"] == "present":
+        outcome = acquire(store, name, token, owner, params["ttl"], params["break_lock"],
+                          module.check_mode)
+        if outcome["verdict"] == "held":
+            result["holder"] = outcome["record"]
+            if not module.check_mode:
+                for other in reversed(taken_here):
+                    release(store, other, token, False, False)
+                raise LockRefused(refusal(name, outcome["record"], store), outcome["record"])
+            module.warn(refusal(name, outcome["record"], store))
+        else:
+            taken = outcome["verdict"] in ("free", "take_over")
+            result.update(changed=taken, acquired=taken, locked=True, holder=outcome["record"])
+            if taken:
+                taken_here.append(name)
+        if outcome["verdict"] == "take_over":
+            previous = dict(outcome["previous"])
+            previous["reason"] = outcome["reason"]
+            result["took_over"] = previous
+            module.warn("took over the %s lock, %s: %s"
+                        % (name, describe_holder(outcome["previous"]), outcome["reason"]))
+        before = outcome["previous"]
+    else:
+        outcome = release(store, name, token, params["break_lock"], module.check_mode)
+        if outcome["verdict"] == "held_by_other":
+            module.warn("the %s lock is %s, not by this run: left alone"
+                        % (name, describe_holder(outcome["record"])))
+            result["holder"] = outcome["record"]
+        released = outcome["verdict"] == "released"
+        result.update(changed=released, released=released)
+        before = outcome["record"]
+    if module._diff and params["state"] != "query":
+        result["diff"] = lock_diff(result, before)
+    return result
+
+
+class LockRefused(Exception):
+    def __init__(self, msg, holder):
+        super(LockRefused, self).__init__(msg)
+        self.holder = holder
+
+
 def main():
     module = AnsibleModule(
         argument_spec=dict(
-            name=dict(type="str", required=True),
+            name=dict(type="str"),
+            names=dict(type="list", elements="str"),
             state=dict(type="str", default="present", choices=["present", "absent", "query"]),
             store=dict(type="dict", default={}, options=dict(
                 backend=dict(type="str", default="file", choices=["file", "postgresql"]),
@@ -247,58 +318,50 @@ def main():
             break_lock=dict(type="bool", default=False),
             owner=dict(type="dict", default={}),
         ),
+        required_one_of=[("name", "names")],
+        mutually_exclusive=[("name", "names")],
         supports_check_mode=True,
     )
     params = module.params
     if params["ttl"] <= 0:
         module.fail_json(msg="ttl must be a positive number of seconds, got %d" % params["ttl"])
-    name = params["name"]
+    names = params["names"] if params["names"] is not None else [params["name"]]
+    if not names or not all(names) or len(set(names)) != len(names):
+        module.fail_json(msg="names must list distinct, non-empty lock names, got %r" % (names,))
+    label = ", ".join(names)
     owner = owner_of(params)
     token = run_token(owner["machine_id"], owner["pid"], owner["pid_start"])
     result = dict(changed=False, locked=False, acquired=False, released=False, holder=None)
     conn = None
-    before = None
     try:
         store, conn = open_store(module, params["store"])
         result["store"] = store.describe()
-        if params["state"] == "query":
-            record = store.read(name)
-            result.update(holder=record, locked=bool(record and record.get("token") == token))
-        elif params["state"] == "present":
-            outcome = acquire(store, name, token, owner, params["ttl"], params["break_lock"],
-                              module.check_mode)
-            if outcome["verdict"] == "held":
-                result["holder"] = outcome["record"]
-                if not module.check_mode:
-                    module.fail_json(msg=refusal(name, outcome["record"], store), **result)
-                module.warn(refusal(name, outcome["record"], store))
-            else:
-                taken = outcome["verdict"] in ("free", "take_over")
-                result.update(changed=taken, acquired=taken, locked=True, holder=outcome["record"])
-            if outcome["verdict"] == "take_over":
-                previous = dict(outcome["previous"])
-                previous["reason"] = outcome["reason"]
-                result["took_over"] = previous
-                module.warn("took over the %s lock, %s: %s"
-                            % (name, describe_holder(outcome["previous"]), outcome["reason"]))
-            before = outcome["previous"]
+        if params["names"] is None:
+            result.update(one_lock(module, store, names[0], owner, token, []))
         else:
-            outcome = release(store, name, token, params["break_lock"], module.check_mode)
-            if outcome["verdict"] == "held_by_other":
-                module.warn("the %s lock is %s, not by this run: left alone"
-                            % (name, describe_holder(outcome["record"])))
-                result["holder"] = outcome["record"]
-            released = outcome["verdict"] == "released"
-            result.update(changed=released, released=released)
-            before = outcome["record"]
-        if module._diff and params["state"] != "query":
-            result["diff"] = lock_diff(result, before)
+            taken_here, locks = [], {}
+            # Released in the reverse order of taking.
+            order = names if params["state"] != "absent" else list(reversed(names))
+            for name in order:
+                locks[name] = one_lock(module, store, name, owner, token, taken_here)
+            result.update(
+                locks=locks,
+                changed=any(r["changed"] for r in locks.values()),
+                locked=all(r["locked"] for r in locks.values()),
+                acquired=any(r["acquired"] for r in locks.values()),
+                released=any(r["released"] for r in locks.values()))
+            if module._diff and params["state"] != "query":
+                result["diff"] = dict(before=dict((n, r["diff"]["before"]) for n, r in locks.items()),
+                                      after=dict((n, r["diff"]["after"]) for n, r in locks.items()))
         module.exit_json(**result)
+    except LockRefused as exc:
+        result["holder"] = exc.holder
+        module.fail_json(msg=str(exc), **result)
     except (LockError, PostgresError) as exc:
-        module.fail_json(msg="run lock %s: %s" % (name, exc), **result)
+        module.fail_json(msg="run lock %s: %s" % (label, exc), **result)
     except Exception as exc:  # a store error must never look like a traceback to the operator
         module.fail_json(msg="run lock %s: the store failed: %s: %s"
-                         % (name, exc.__class__.__name__, str(exc).strip()), **result)
+                         % (label, exc.__class__.__name__, str(exc).strip()), **result)
     finally:
         if conn is not None:
             conn.close()
