@@ -27,7 +27,7 @@ description:
     majority), O(phase=heal) while a node is still cut off, two writable primaries on the
     majority side, or no node that takes writes after the heal."
   - A node that answers and refuses the connection (wrong password, C(pg_hba.conf)) fails the
-    task: a typo must never pass for a cut link.
+    task, so that a typo never passes for a cut link.
 author:
   - Failsafe Datastores maintainers (@failsafe-datastores)
 extends_documentation_fragment:
@@ -111,10 +111,10 @@ EXAMPLES = r'''
 RETURN = r'''
 verdict:
   description:
-    - V(no_partition) (both vantage points reach every node; nothing to do),
+    - "V(no_partition) (both vantage points reach every node; nothing to do),
       V(keep_primary) (the primary is on the majority side), V(fail_over) (promote one of
-      RV(promote_candidates)), V(rejoin) (after the heal: fence and rejoin RV(rejoin)),
-      V(healthy) (after the heal, nothing to rejoin).
+      RV(promote_candidates)), V(rejoin) (after the heal, fence and rejoin RV(rejoin)),
+      V(healthy) (after the heal, nothing to rejoin)."
   returned: success
   type: str
 primary:
@@ -183,8 +183,8 @@ from ansible_collections.failsafe.datastores.plugins.module_utils._postgres_conn
     try_connect,
 )
 from ansible_collections.failsafe.datastores.plugins.module_utils._postgres_facts import (
-    read_only_setting,
     in_recovery,
+    read_only_setting,
     system_identifier,
     timeline,
 )
@@ -226,11 +226,12 @@ def run(module, report, result):
     control = dict((node["name"], probe(node)) for node in params["nodes"])
     report.mark("probed")
     nodes = views(params, control)
-    result["nodes"] = nodes
-    result["sides"] = dict((key, [n["name"] for n in value])
-                           for key, value in sides(nodes).items())
+    result.update(nodes=nodes, sides=dict((key, [n["name"] for n in value])
+                                          for key, value in sides(nodes).items()))
     plan = decide(nodes, params["phase"])
-    result.update(plan)
+    result.update(verdict=plan["verdict"], primary=plan["primary"],
+                  promote_candidates=plan["promote_candidates"], fence=plan["fence"],
+                  rejoin=plan["rejoin"], partitioned=plan["partitioned"], msg=plan["msg"])
 
 
 def main():
