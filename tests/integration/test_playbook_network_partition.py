@@ -101,7 +101,7 @@ def test_primary_cut_off_from_everyone_loses_what_it_took_alone_and_that_is_coun
     pair = partition_lab.pair
     partition_lab.cut(isolate="us-east")
     # us-east's own clients keep writing to it: nobody outside can fence it.
-    alone = [pair.insert(pair.east, "accepted alone during the partition") for _ in range(3)]
+    alone = [pair.insert(pair.east, "accepted alone during the partition") for _row in range(3)]
 
     acted = run(partition_lab, run_playbook, extravars=BUDGET)
     assert acted.status == "successful", acted.stdout_text

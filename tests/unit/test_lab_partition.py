@@ -63,7 +63,7 @@ def echo_server():
     def loop():
         while not stop.is_set():
             try:
-                conn, _ = server.accept()
+                conn, _peer = server.accept()
             except socket.timeout:
                 continue
             accepted.append(threading.Event())
