@@ -1,4 +1,4 @@
-"""python -m lab up|down|status|inventory|packages: start, stop and show the local lab.
+"""python -m lab up|down|status|inventory|packages|partition: start, stop and show the local lab.
 
 Imports only the standard library at the top: lab/install-deps.sh runs `packages` with the
 system's python3, before the virtualenv exists.
@@ -26,6 +26,33 @@ def kinds_option(text: str) -> list[str]:
     return [kind for kind in text.split(",") if kind]
 
 
+def sides_option(text: str) -> tuple[str, str]:
+    parts = [part for part in text.split(",") if part]
+    if len(parts) != 2:
+        raise argparse.ArgumentTypeError(f"two sides, as A,B (not {text!r})")
+    return parts[0], parts[1]
+
+
+def partition_command(lab, args) -> None:
+    from lab import partition
+
+    if args.action == "inventory":
+        import yaml
+
+        print(yaml.safe_dump(partition.inventory_overlay(lab), sort_keys=False), end="")
+        return
+    if args.action == "cut":
+        states = partition.cut(lab, args.between, args.isolate)
+    elif args.action == "heal":
+        states = partition.heal(lab, args.between, args.isolate)
+    else:
+        states = partition.status(lab)
+    if args.json:
+        print(json.dumps(states, indent=2))
+    else:
+        partition.print_links(states)
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m lab", description=__doc__)
     sub = parser.add_subparsers(dest="command", required=True)
@@ -40,6 +67,14 @@ def main(argv: list[str] | None = None) -> int:
     packages = sub.add_parser("packages", help="print the missing Debian packages, on one line")
     packages.add_argument("--only", type=kinds_option, metavar="KIND[,KIND]",
                           help="for these kinds and the kinds they need (default: every kind)")
+    part = sub.add_parser("partition", help="cut, heal or show the links of the partition "
+                                            "proxies (up --only partition starts them)")
+    part.add_argument("action", choices=("status", "cut", "heal", "inventory"))
+    part.add_argument("--between", type=sides_option, metavar="A,B",
+                      help="the two sides (control, witness or a region) whose links to cut "
+                           "or heal")
+    part.add_argument("--isolate", metavar="SIDE", help="every link of this side")
+    part.add_argument("--json", action="store_true", help="machine-readable output")
     args = parser.parse_args(argv)
 
     try:
@@ -50,6 +85,8 @@ def main(argv: list[str] | None = None) -> int:
             print(dump(lab), end="")
         elif args.command == "packages":
             print(" ".join(lab.missing_packages(args.only)))
+        elif args.command == "partition":
+            partition_command(lab, args)
         elif args.command == "up":
             lab.up(args.only)
             print_table(lab.status())

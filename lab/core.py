@@ -311,6 +311,9 @@ class Component:
     secrets: tuple[str, ...] = ()  # lab passwords no output may show (tests check)
     stop_signal = signal.SIGTERM
     stop_grace = 10.0  # seconds between stop_signal and SIGKILL
+    # Optional components start only when named (`up --only KIND`), never with a plain `up`
+    # (e.g. the partition proxy, which re-routes replication while it runs).
+    optional = False
 
     def __init__(self, lab: "Lab", site: str, instance: int = 0) -> None:
         self.lab = lab
@@ -517,9 +520,10 @@ class Lab:
         return [comp for comp in self.components if comp.kind == kind]
 
     def select(self, kinds: Iterable[str] | None = None) -> list[Component]:
-        """The components of `kinds` and of every kind they need, in start order (all: None)."""
+        """The components of `kinds` and of every kind they need, in start order (None: all but
+        the optional ones)."""
         if kinds is None:
-            return list(self.components)
+            return [comp for comp in self.components if not comp.optional]
         unknown = sorted(set(kinds) - set(self.kinds))
         if unknown:
             raise LabError(f"unknown kind {', '.join(unknown)}; the lab has {', '.join(self.kinds)}")

@@ -5,7 +5,7 @@ Imports core and the component files; core never imports this module.
 
 from __future__ import annotations
 
-from lab import app, bind, postgresql, redis, route53_emulator, seaweedfs, sentinel
+from lab import app, bind, partition, postgresql, redis, route53_emulator, seaweedfs, sentinel
 from lab.core import Lab, LabConfig, Registry
 
 REGISTRY = Registry()
@@ -17,6 +17,7 @@ REGISTRY.add(bind.bind_pair)  # bind: zone primary on site dns-primary, secondar
 REGISTRY.add(route53_emulator.Route53Emulator.at("route53-emulator"))  # route53_emulator
 REGISTRY.add(seaweedfs.SeaweedS3.at("s3"))  # seaweedfs: S3 server of the backups, bucket backups
 REGISTRY.add(app.AppWriter.in_each_region)  # app: supervisord + failsafe-writer; us-east writes
+REGISTRY.add(partition.proxies)  # partition (optional): each region's edge proxy, cut and heal
 
 
 def make_lab(config: LabConfig | None = None, registry: Registry = REGISTRY) -> Lab:

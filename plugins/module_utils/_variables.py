@@ -34,6 +34,8 @@ INVENTORY_VARIABLES = (
     "failsafe_pg_slot_name",
     "failsafe_pg_synchronous",
     "failsafe_pg_synchronous_method",
+    # How the witness host reaches the node when not at failsafe_pg_host/port (network_partition).
+    "failsafe_pg_witness_route",
     "failsafe_redis_host",
     "failsafe_redis_port",
     "failsafe_redis_user",

@@ -18,6 +18,7 @@ MODULE_NAMES = sorted(p.stem for p in (Path(__file__).resolve().parents[2] / "pl
 # The smallest valid arguments of each module: exactly its required options.
 MINIMAL = {
     "postgresql_failover": {"nodes": [{"name": "pg-east", "host": "pg-east"}]},
+    "postgresql_partition_decision": {"nodes": [{"name": "pg-east", "host": "pg-east"}]},
     "postgresql_promote": {"node": {"host": "pg-west"}},
     "postgresql_read_only": {"node": {"host": "pg-east"}, "read_only": True},
     "postgresql_replication_info": {"node": {"host": "pg-east"}},
@@ -30,6 +31,7 @@ MINIMAL = {
 # Where each module takes a secret: a path of option names.
 SECRETS = {
     "postgresql_failover": [("nodes", "password")],
+    "postgresql_partition_decision": [("nodes", "password")],
     "postgresql_promote": [("node", "password"), ("primary", "password")],
     "postgresql_read_only": [("node", "password")],
     "postgresql_replication_info": [("node", "password")],
