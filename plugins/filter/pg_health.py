@@ -44,20 +44,23 @@ def df_bytes(stdout):
         raise AnsibleFilterError("pg_health_findings: unexpected df output %r" % stdout)
 
 
-def pg_health_findings(nodes, min_free_ratio=0.3, max_usage=0.8, max_lag_seconds=5):
-    """{host: findings} from {host: {role, reachable, df (df -P -B1 stdout, or None),
-    sessions (a postgresql_sessions result, or None), replication (postgresql_replication_info
-    result)}}. Each finding: role, reachable, disk_total_bytes, disk_free_bytes,
+def pg_health_findings(replication, df=None, sessions=None, min_free_ratio=0.3, max_usage=0.8,
+                       max_lag_seconds=5):
+    """{host: findings} from {host: postgresql_replication_info result} (postgresql_topology's
+    nodes), {host: `df -P -B1 DATA_DIR` stdout} and {host: postgresql_sessions result}; a part
+    missing for a host is not checked. Each finding: role, reachable, disk_total_bytes, disk_free_bytes,
     disk_free_ratio, connections, max_connections, connections_usage_ratio, by_state,
     lag_seconds, streaming, problems (sentences; empty when healthy)."""
-    if not isinstance(nodes, dict):
-        raise AnsibleFilterError("pg_health_findings expects {host: {...}}")
+    if not isinstance(replication, dict):
+        raise AnsibleFilterError("pg_health_findings expects {host: replication facts}")
+    df, all_sessions = df or {}, sessions or {}
     findings = {}
-    for host, node in sorted(nodes.items()):
-        replication = node.get("replication") or {}
-        reachable = bool(replication.get("reachable", node.get("reachable", True)))
-        sessions = node.get("sessions") or {}
-        entry = dict(role=replication.get("role") or node.get("role"), reachable=reachable,
+    for host, facts in sorted(replication.items()):
+        node = dict(df=df.get(host))
+        replication = facts or {}
+        reachable = bool(replication.get("reachable", True))
+        sessions = all_sessions.get(host) or {}
+        entry = dict(role=replication.get("role"), reachable=reachable,
                      disk_total_bytes=None, disk_free_bytes=None, disk_free_ratio=None,
                      connections=sessions.get("connections"),
                      max_connections=sessions.get("max_connections"),
