@@ -79,8 +79,9 @@ def pg_health_findings(replication, df=None, sessions=None, min_free_ratio=0.3, 
                          if disk["total_bytes"] else None)
             if entry["disk_free_ratio"] is not None and entry["disk_free_ratio"] < min_free_ratio:
                 problems.append("%s: %.1f %% free on the data directory's file system %s "
-                                "(below %.0f %%)" % (host, entry["disk_free_ratio"] * 100,
-                                                    disk["mount"], min_free_ratio * 100))
+                                "(below %.0f %%)" % (
+                                    host, entry["disk_free_ratio"] * 100, disk["mount"],
+                                    min_free_ratio * 100))
         usage = entry["connections_usage_ratio"]
         if usage is not None and usage > max_usage:
             problems.append("%s: %s of %s connections in use (%.0f %%, above %.0f %%): "
@@ -93,8 +94,8 @@ def pg_health_findings(replication, df=None, sessions=None, min_free_ratio=0.3, 
             entry["streaming"] = receiver.get("status") == "streaming"
             if _lags(replication, max_lag_seconds):
                 problems.append("%s: %s: playbooks/postgresql_replication_lag.yml" % (
-                    host, "replays %s s behind (above %s s)" % (entry["lag_seconds"],
-                                                               max_lag_seconds)
+                    host, "replays %s s behind (above %s s)" % (
+                        entry["lag_seconds"], max_lag_seconds)
                     if entry["streaming"] and entry["lag_seconds"] is not None
                     else "does not stream from a primary"))
         findings[host] = entry

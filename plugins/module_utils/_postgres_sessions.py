@@ -113,8 +113,8 @@ def summarise(sessions, top=10):
         entry["count"] += 1
         state = session.get("state") or "unknown"
         entry["states"][state] = entry["states"].get(state, 0) + 1
-    ranked = sorted(clients.values(), key=lambda c: (-c["count"], str(c["usename"]),
-                                                    c["application_name"], str(c["client_addr"])))
+    ranked = sorted(clients.values(), key=lambda c: (
+        -c["count"], str(c["usename"]), c["application_name"], str(c["client_addr"])))
     return by_state, ranked[:top]
 
 

@@ -195,8 +195,8 @@ def normalise(value, row):
         raise PostgresError("%s must be an integer, not %r" % (row["name"], text))
     low, high = int(row["min_val"]), int(row["max_val"])
     if not low <= number <= high:
-        raise PostgresError("%s must be between %s and %s, not %s" % (row["name"], low, high,
-                                                                       number))
+        raise PostgresError("%s must be between %s and %s, not %s"
+                            % (row["name"], low, high, number))
     return str(number)
 
 
@@ -305,8 +305,8 @@ def run(module, report, result):
     report.changes(dict(value=result["before"]), dict(value=row["setting"]))
     if restart and row["setting"] != wanted:
         raise PostgresError("%s restarted but %s is %s, not %s: a configuration file read "
-                            "after postgresql.auto.conf overrides it" % (address, name,
-                                                                        row["setting"], wanted))
+                            "after postgresql.auto.conf overrides it"
+                            % (address, name, row["setting"], wanted))
 
 
 def main():

@@ -49,7 +49,7 @@ class ActiveQuery:
 def test_sessions_diagnose_then_terminate_four_steps(pg_pair, run_module):
     east = pg_pair.east
     peer = east.peer()
-    idle = [pg_pair.connect(east, application_name="it_idle") for _ in range(2)]
+    idle = [pg_pair.connect(east, application_name="it_idle") for _number in range(2)]
     kept = pg_pair.connect(east, application_name="it_keep")
     in_tx = pg_pair.connect(east, autocommit=False, application_name="it_in_tx")
     in_tx.execute("SELECT 1")  # idle in transaction: the runbook does not end these

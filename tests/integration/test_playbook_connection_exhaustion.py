@@ -55,7 +55,7 @@ def test_refuses_bad_max_connections_before_any_change(pg_pair, run_playbook):
 
 def test_check_then_mitigate_and_raise_standby_first(pg_pair, run_playbook):
     east, west = pg_pair.east, pg_pair.west
-    idle = [pg_pair.connect(east, application_name="it_idle") for _ in range(2)]
+    idle = [pg_pair.connect(east, application_name="it_idle") for _number in range(2)]
     kept = pg_pair.connect(east, application_name="it_keep")
     active = ActiveQuery(east)
     idle_pids = {c.info.backend_pid for c in idle}

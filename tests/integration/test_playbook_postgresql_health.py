@@ -16,8 +16,8 @@ def artifact(runner):
     return None
 
 
-def test_health_reports_disk_connections_and_lag_and_changes_nothing(pg_pair, run_playbook,
-                                                                      tmp_path):
+def test_health_reports_disk_connections_and_lag_and_changes_nothing(
+        pg_pair, run_playbook, tmp_path):
     east, west = pg_pair.east, pg_pair.west
     idle = pg_pair.connect(east, application_name="it_idle")
     pg_pair.hold_back_replay()
