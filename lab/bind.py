@@ -23,8 +23,9 @@ from pathlib import Path
 from lab.core import Component, DebianPackage, InventoryHost, LabError
 
 ZONE = "failsafe.lab."
-# The names a failover switches; the TSIG key may update these and nothing else.
-SWITCHED_NAMES = ("postgresql", "redis", "api")
+# The names a failover switches (postgresql-read: where read-only clients go, moved alone by
+# playbooks/postgresql_replication_lag.yml); the TSIG key may update these and nothing else.
+SWITCHED_NAMES = ("postgresql", "redis", "api", "postgresql-read")
 # A name of the zone the key may not update (the refusal test uses it).
 STATIC_NAME = "www"
 RECORD_TTL = 5

@@ -23,6 +23,10 @@ REPLICATION_USER = "replicator"
 REPLICATION_PASSWORD = "lab-replication-secret"
 
 
+# The lab's max_connections (tests that raise it leave the pair to be reset).
+MAX_CONNECTIONS = 50
+
+
 def find_bindir() -> Path:
     """The newest installed PostgreSQL server binaries (FAILSAFE_PG_BINDIR overrides)."""
     override = os.environ.get("FAILSAFE_PG_BINDIR")
@@ -183,7 +187,7 @@ unix_socket_directories = '{self.socket_dir}'
 ssl = on
 ssl_cert_file = '{self.tls_cert}'
 ssl_key_file = '{self.tls_key}'
-max_connections = 50
+max_connections = {MAX_CONNECTIONS}
 shared_buffers = 64MB
 wal_level = replica
 max_wal_senders = 10

@@ -29,6 +29,9 @@ import datetime
 import json
 import re
 
+from ansible_collections.failsafe.datastores.plugins.module_utils import _prometheus as prometheus
+from ansible_collections.failsafe.datastores.plugins.module_utils._prometheus import unix_seconds
+
 ENGINES = ("postgresql", "redis", "neo4j", "qdrant", "opensearch")
 SETS_DIR = "sets"
 
@@ -468,10 +471,6 @@ def history_row(record, message=None):
 
 # Prometheus text format -------------------------------------------------------------------------
 
-def _label(value):
-    return str(value).replace("\\", "\\\\").replace("\n", "\\n").replace('"', '\\"')
-
-
 def prometheus_text(findings, now, verification=True):
     """The scheduled verification's findings as Prometheus text format (node_exporter's textfile
     collector reads it). `findings`: {engine: {...}} as backup_verify's role builds it.
@@ -497,31 +496,13 @@ def prometheus_text(findings, now, verification=True):
         ("failsafe_restore_validation_ok", "gauge",
          "1 when the last restore's integrity validation passed", "validation_ok"),
     ]
-    lines = []
-    for name, kind, help_text, field in metrics:
-        samples = [(engine, data[field]) for engine, data in sorted(findings.items())
-                   if data.get(field) is not None]
-        if not samples:
-            continue
-        lines.append("# HELP %s %s" % (name, help_text))
-        lines.append("# TYPE %s %s" % (name, kind))
-        for engine, value in samples:
-            if isinstance(value, bool):
-                value = int(value)
-            lines.append('%s{engine="%s"} %s' % (name, _label(engine), _number(value)))
-    if not verification:
-        return "\n".join(lines) + "\n"
-    lines.append("# HELP failsafe_backup_verify_timestamp_seconds Unix time of this verification")
-    lines.append("# TYPE failsafe_backup_verify_timestamp_seconds gauge")
-    lines.append("failsafe_backup_verify_timestamp_seconds %s" % _number(
-        (now - datetime.datetime(1970, 1, 1, tzinfo=datetime.timezone.utc)).total_seconds()))
-    return "\n".join(lines) + "\n"
-
-
-def _number(value):
-    if isinstance(value, float):
-        return repr(round(value, 6))
-    return str(value)
+    families = [(name, kind, help_text,
+                 [({"engine": engine}, data.get(field)) for engine, data in sorted(findings.items())])
+                for name, kind, help_text, field in metrics]
+    if verification:
+        families.append(("failsafe_backup_verify_timestamp_seconds", "gauge",
+                         "Unix time of this verification", [({}, unix_seconds(now))]))
+    return prometheus.render(families)
 
 
 # Reading and writing the catalog in S3 -----------------------------------------------------------

@@ -17,6 +17,7 @@ from ansible_collections.failsafe.datastores.plugins.module_utils._postgres_conn
     connect,
     describe,
     doing,
+    try_connect,
 )
 from ansible_collections.failsafe.datastores.plugins.module_utils._postgres_facts import (
     in_recovery,
@@ -32,6 +33,14 @@ FENCE = "ALTER SYSTEM SET default_transaction_read_only = on"
 UNFENCE = "ALTER SYSTEM RESET default_transaction_read_only"
 RELOAD = "SELECT pg_reload_conf()"
 TERMINATE = "SELECT pg_terminate_backend(pid) FROM unnest(%s::int[]) AS pid"
+# The same, for sessions that still meet a condition when it runs (MATERIALIZED: the condition
+# is evaluated before any pg_terminate_backend call, whatever the planner's order).
+TERMINATE_STILL = (
+    "WITH still AS MATERIALIZED ("
+    "SELECT pid FROM pg_stat_activity WHERE pid = ANY(%s)"
+    " AND backend_type = 'client backend' AND pid <> pg_backend_pid() AND ({condition}))"
+    " SELECT pid, pg_terminate_backend(pid) AS terminated FROM still"
+)
 
 
 def set_read_only(conn, on, timeout):
@@ -71,48 +80,80 @@ def lift_fence(peer, application_name, timeout=10, attempts=3):
             time.sleep(0.2)
 
 
-# Sessions that may still hold the old setting: client backends that were opened before the
-# configuration was last loaded (other sessions see the current default).
-STALE_SESSIONS_QUERY = (
+# Client sessions, as every module that ends sessions selects them: client backends only (never
+# a walsender, autovacuum or another background process) and never the caller's own session.
+SESSIONS_QUERY = (
     "SELECT pid, usename, datname, application_name, host(client_addr) AS client_addr, state,"
-    " backend_start"
+    " backend_start,"
+    " extract(epoch FROM clock_timestamp() - backend_start)::float8 AS backend_seconds,"
+    " extract(epoch FROM clock_timestamp() - state_change)::float8 AS state_seconds,"
+    " extract(epoch FROM clock_timestamp() - query_start)::float8 AS query_seconds"
     " FROM pg_stat_activity"
     " WHERE backend_type = 'client backend' AND pid <> pg_backend_pid()"
-    "{older}{exclude}"
+    "{conditions}"
     " ORDER BY pid"
 )
 
 
-def stale_sessions(conn, exclude_users, include_all=False):
-    """Client sessions that may still write; include_all before a reload that is still to come."""
-    older = "" if include_all else " AND backend_start < pg_conf_load_time()"
-    exclude = ""
-    params = None
-    if exclude_users:
-        exclude = " AND NOT (usename = ANY(%s))"
-        params = (list(exclude_users),)
-    rows = conn.execute(STALE_SESSIONS_QUERY.format(older=older, exclude=exclude), params).fetchall()
+def client_sessions(conn, conditions=(), params=()):
+    """The client sessions other than ours, narrowed by SQL `conditions` (with `params`).
+
+    Each: pid, usename, datname, application_name, client_addr, state, backend_start (ISO)
+    and the ages in seconds of the session (backend_seconds), of its state (state_seconds) and
+    of its current or last query (query_seconds).
+    """
+    where = "".join(" AND (%s)" % condition for condition in conditions)
+    rows = conn.execute(SESSIONS_QUERY.format(conditions=where), tuple(params) or None).fetchall()
     result = []
     for row in rows:
         entry = dict(row)
         entry["backend_start"] = iso(entry["backend_start"])
+        for key in ("backend_seconds", "state_seconds", "query_seconds"):
+            if entry[key] is not None:
+                entry[key] = round(entry[key], 3)
         result.append(entry)
     return result
 
 
-def terminate_sessions(conn, sessions, timeout=5.0):
-    """Terminate every session at once, then wait until all have exited; returns them."""
+def stale_sessions(conn, exclude_users, include_all=False):
+    """Client sessions that may still write (those opened before the configuration was last
+    loaded: other sessions see the current default); include_all before a reload that is still
+    to come."""
+    conditions, params = [], []
+    if not include_all:
+        conditions.append("backend_start < pg_conf_load_time()")
+    if exclude_users:
+        conditions.append("NOT (usename = ANY(%s))")
+        params.append(list(exclude_users))
+    keys = ("pid", "usename", "datname", "application_name", "client_addr", "state",
+            "backend_start")
+    return [dict((k, s[k]) for k in keys) for s in client_sessions(conn, conditions, params)]
+
+
+def terminate_sessions(conn, sessions, timeout=5.0, still=None, still_params=()):
+    """Terminate every session at once, then wait until all have exited; returns them.
+
+    `still`: an SQL condition on pg_stat_activity that each session must STILL meet when the
+    statement runs (with `still_params`): a session that changed meanwhile (an idle one that
+    started a query, a pid reused by a new backend) is then left alone and not returned.
+    """
     if not sessions:
         return []
     pids = [s["pid"] for s in sessions]
-    conn.execute(TERMINATE, (pids,))
+    if still is None:
+        conn.execute(TERMINATE, (pids,))
+        ended = pids
+    else:
+        rows = conn.execute(TERMINATE_STILL.format(condition=still),
+                            (pids,) + tuple(still_params)).fetchall()
+        ended = [row["pid"] for row in rows if row["terminated"]]
     deadline = time.monotonic() + timeout
-    while scalar(conn, "SELECT count(*) FROM pg_stat_activity WHERE pid = ANY(%s)", (pids,)):
+    while scalar(conn, "SELECT count(*) FROM pg_stat_activity WHERE pid = ANY(%s)", (ended,)):
         if time.monotonic() > deadline:
             raise PostgresError("sessions %s did not exit within %ss of pg_terminate_backend"
-                                % (pids, timeout))
+                                % (ended, timeout))
         time.sleep(0.001)
-    return sessions
+    return [s for s in sessions if s["pid"] in ended]
 
 
 def promote_and_wait(conn, timeout, poll=0.002):
@@ -212,3 +253,22 @@ def server_state(peer, application_name):
             return "writable", "%s is a writable primary" % address
     except Exception as exc:  # pylint: disable=broad-except  # a report, not a decision
         return None, "%s cannot be read now (%s)" % (address, (str(exc).splitlines() or ["?"])[0])
+
+
+def wait_streaming(peer, timeout, application_name="failsafe.standby"):
+    """Wait until a (re)started standby streams: (True, status) or (False, last status seen)."""
+    deadline = time.monotonic() + timeout
+    last = "not started"
+    while time.monotonic() < deadline:
+        conn, reason = try_connect(peer, application_name)
+        if conn is None:
+            last = reason
+        else:
+            with conn:
+                with doing("waiting for the node to stream", peer):
+                    status = scalar(conn, "SELECT status FROM pg_stat_wal_receiver")
+                    if status == "streaming" and in_recovery(conn):
+                        return True, status
+                last = status or "no WAL receiver"
+        time.sleep(0.1)
+    return False, last

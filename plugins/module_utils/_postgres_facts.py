@@ -192,9 +192,22 @@ def replication_facts(conn):
             wal_receiver=None,
             standbys=standbys(conn, row["current_lsn"]),
         )
+    facts["lag_seconds"] = replay_delay(facts)
     facts["slots"] = slots(conn, facts["current_lsn"] or facts["replayed_lsn"])
     facts.update(sync_facts(conn, facts["standbys"], recovering))
     return facts
+
+
+def replay_delay(facts):
+    """How far a standby's replay is behind in seconds: 0 when it has replayed all it received,
+    else the time since the last transaction it replayed (None on a primary, or when it has
+    replayed none). Its primary's lag_bytes tells what it has not received yet."""
+    if not facts["in_recovery"]:
+        return None
+    if facts["replay_lag_bytes"] == 0:
+        return 0.0
+    seconds_behind = facts["seconds_since_last_replay"]
+    return None if seconds_behind is None else round(max(0.0, seconds_behind), 3)
 
 
 def sync_facts(conn, standbys_found, recovering):

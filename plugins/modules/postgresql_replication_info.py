@@ -144,6 +144,13 @@ seconds_since_last_replay:
   description: Seconds since that commit time (grows on an idle primary too).
   returned: when reachable
   type: float
+lag_seconds:
+  description:
+    - On a standby, how many seconds its replay is behind - 0 when it has replayed everything
+      it received, else the time since the last transaction it replayed; null on a primary.
+    - What it has not received yet shows on the primary (C(standbys[].lag_bytes)).
+  returned: when reachable
+  type: float
 replay_paused:
   description: Whether WAL replay is paused on a standby.
   returned: when reachable

@@ -108,6 +108,15 @@ options:
         that held them is kept, see RV(discarded_wal)).
     type: bool
     default: false
+  rebuild:
+    description:
+      - Clone the node anew with C(pg_basebackup) even when it already streams from
+        O(primary) (a replica that lags and does not catch up, runbook 001 "Rebuild replica").
+        Its data directory is renamed to C(DATA_DIR.failsafe-TIMESTAMP), never deleted. Always
+        changes; the C(postgresql_replication_lag) role sets it only when the lag is above its
+        threshold.
+    type: bool
+    default: false
   wait_timeout:
     description: Seconds to wait for the node to stream after it started.
     type: float
@@ -195,10 +204,12 @@ diff:
 '''
 
 import os
-import time
 
 from ansible.module_utils.basic import AnsibleModule
 
+from ansible_collections.failsafe.datastores.plugins.module_utils._postgres_actions import (
+    wait_streaming,
+)
 from ansible_collections.failsafe.datastores.plugins.module_utils._postgres_connection import (
     PostgresError,
     connect,
@@ -304,10 +315,12 @@ def plan(node, primary, options):
 
     node: what was found (node_state), with `rewind_check`, the outcome of pg_rewind --dry-run
     when it ran. primary: dict(address, system_identifier, timeline, history, checkpointed).
-    options: force, basebackup_fallback, slot_name and address (the node's).
+    options: force, basebackup_fallback, slot_name, address (the node's) and rebuild (clone
+    anew with pg_basebackup, also a node that streams).
     A refusal raises PostgresError (nothing was changed then).
     """
-    if follows(node, primary["address"], options["slot_name"]):
+    rebuild = options.get("rebuild")
+    if follows(node, primary["address"], options["slot_name"]) and not rebuild:
         return dict(method="none", why="it already streams from %s" % primary["address"],
                     steps=[])
     if node["running"] and node["role"] == "primary" and not node["read_only"] \
@@ -317,8 +330,11 @@ def plan(node, primary, options):
             "accepted since it diverged. Nothing was changed. Fence it first "
             "(postgresql_read_only read_only=true) or set force=true (in the playbook: -e "
             "postgresql_rejoin_force=true)" % options["address"])
-    method, why = choose_method(node, primary)
-    fallback = options["basebackup_fallback"]
+    if rebuild:
+        method, why = "basebackup", "a rebuild was asked (rebuild=true)"
+    else:
+        method, why = choose_method(node, primary)
+    fallback = options["basebackup_fallback"] or rebuild
     if method == "basebackup" and not fallback:
         raise PostgresError("%s, so only pg_basebackup could make it a standby, and "
                             "basebackup_fallback is false. Nothing was changed" % why)
@@ -395,7 +411,7 @@ class Rejoin:
         self.app_name = params["application_name"] or params["slot_name"] or "failsafe_standby"
         self.options = dict(force=params["force"], slot_name=params["slot_name"],
                             basebackup_fallback=params["basebackup_fallback"],
-                            address=self.address)
+                            address=self.address, rebuild=params["rebuild"])
         self.instance = None
 
     def conninfo(self, user, password, **extra):
@@ -588,24 +604,6 @@ def ensure_slot(pconn, slot_name):
     return not exists
 
 
-def wait_streaming(peer, timeout):
-    deadline = time.monotonic() + timeout
-    last = "not started"
-    while time.monotonic() < deadline:
-        conn, reason = try_connect(peer, APPLICATION_NAME)
-        if conn is None:
-            last = reason
-        else:
-            with conn:
-                with doing("waiting for the node to stream", peer):
-                    status = scalar(conn, "SELECT status FROM pg_stat_wal_receiver")
-                    if status == "streaming" and in_recovery(conn):
-                        return True, status
-                last = status or "no WAL receiver"
-        time.sleep(0.1)
-    return False, last
-
-
 def main():
     module = AnsibleModule(
         argument_spec=dict(
@@ -622,6 +620,7 @@ def main():
             application_name=dict(type="str"),
             basebackup_fallback=dict(type="bool", default=True),
             force=dict(type="bool", default=False),
+            rebuild=dict(type="bool", default=False),
             wait_timeout=dict(type="float", default=60),
         ),
         supports_check_mode=True,

@@ -5,7 +5,7 @@ A pytest plugin (loaded by conftest.py, like every module of engines/).
 
 dns_zone (function)
     The lab's BIND pair (kind bind) in its canonical state: every switched name (postgresql,
-    redis, api) and www answer the first region's address with TTL 5 on the primary and on the
+    redis, api, postgresql-read) and www answer the first region's address with TTL 5 on the primary and on the
     secondary. A test may leave any state: the next dns_zone restores the records with a
     dynamic update of its own (not the modules under test), or resets the servers when one does
     not answer. A `DnsZone`:

@@ -91,6 +91,8 @@ def canonical_problems(env) -> list[str]:
                 problems.append(f"us-east is on timeline {tli}")
             if conn.execute("SHOW synchronous_standby_names").fetchone()[0]:
                 problems.append("us-east replicates synchronously")
+            if conn.execute("SHOW max_connections").fetchone()[0] != str(lab_pg.MAX_CONNECTIONS):
+                problems.append("us-east has another max_connections")
             slot = conn.execute("SELECT active FROM pg_replication_slots "
                                 "WHERE slot_name = 'us_west'").fetchone()
             if not slot or not slot[0]:
@@ -109,6 +111,8 @@ def canonical_problems(env) -> list[str]:
                     problems.append(f"us-west WAL receiver is {row}")
             if conn.execute("SHOW default_transaction_read_only").fetchone()[0] != "off":
                 problems.append("us-west is fenced")
+            if conn.execute("SHOW max_connections").fetchone()[0] != str(lab_pg.MAX_CONNECTIONS):
+                problems.append("us-west has another max_connections")
             if conn.execute("SHOW recovery_min_apply_delay").fetchone()[0] not in ("0", "0ms"):
                 problems.append("us-west has a recovery_min_apply_delay")
             if conn.execute("SELECT system_identifier FROM pg_control_system()"
