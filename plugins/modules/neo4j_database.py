@@ -191,7 +191,7 @@ def main():
         timer.mark("read")
         if not module.check_mode:
             for statement in statements:
-                client.run(statement, {"name": params["name"]},
+                client.query(statement, {"name": params["name"]},
                            doing="%s on %s" % (statement.replace("$name", params["name"]),
                                                params["name"]))
             timer.mark("changed")

@@ -163,7 +163,7 @@ def main():
         timer.mark("read")
         if not module.check_mode:
             for statement in result["statements"]:
-                client.run(statement, database=params["database"],
+                client.query(statement, database=params["database"],
                            doing="%s on %s" % (statement.split(" FOR ")[0], params["database"]))
             timer.mark("rebuilt")
             if params["wait"]:
@@ -184,7 +184,7 @@ def main():
 
 
 def read(client, database):
-    return client.run(SHOW, database=database, doing="listing the indexes of %s" % database)
+    return client.query(SHOW, database=database, doing="listing the indexes of %s" % database)
 
 
 def wait(client, params, names):

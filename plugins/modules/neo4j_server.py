@@ -175,7 +175,7 @@ def main():
         # Address the server by its id from here on (a name can be reused by a replacement).
         arguments = {"server": server["serverId"]} if server else {}
         if DEALLOCATE in statements:
-            result["plan"] = client.run(
+            result["plan"] = client.query(
                 DRYRUN, arguments, doing="planning the deallocation of server %s (DRYRUN)"
                 % params["server"])
         timer.mark("read")
@@ -183,7 +183,7 @@ def main():
             for statement in statements:
                 if statement == DROP and server["state"] == "Deallocating":
                     wait_deallocated(client, server, params)
-                client.run(statement, arguments, doing="%s %s" % (
+                client.query(statement, arguments, doing="%s %s" % (
                     statement.replace(" $server", ""), params["server"]))
                 if statement == DEALLOCATE:
                     wait_deallocated(client, server, params)

@@ -134,13 +134,13 @@ def main():
     # currentQuery, and is left out.
     marker = "failsafe.datastores.neo4j_transactions %s" % uuid.uuid4().hex
     try:
-        rows = client.run("%s /* %s */" % (SHOW, marker), database=_neo4j.SYSTEM,
+        rows = client.query("%s /* %s */" % (SHOW, marker), database=_neo4j.SYSTEM,
                           doing="listing transactions (SHOW TRANSACTIONS)")
         result["transactions"], result["selected"] = choose(rows, marker, params)
         result["changed"] = bool(params["terminate"] and result["selected"])
         timer.mark("listed")
         if result["changed"] and not module.check_mode:
-            result["terminated"] = client.run(
+            result["terminated"] = client.query(
                 "%s /* %s */" % (TERMINATE, marker), {"ids": result["selected"]},
                 database=_neo4j.SYSTEM, doing="terminating %d transactions"
                 % len(result["selected"]))

@@ -152,3 +152,38 @@ def test_reroute_with_a_recent_snapshot_check_real_check_real(run_module, lost_p
     assert [(r["prirep"], r["state"], r["node"]) for r in rows] == [
         ("p", "STARTED", "opensearch-data-1")]
     assert independent.cluster.health()["status"] == "green"
+
+
+def test_recovery_playbook_reroutes_only_when_told(run_playbook, lost_primary, tmp_path):
+    """playbooks/opensearch_recovery.yml through ansible-runner (no pod replacement here: that
+    part needs a Kubernetes API and is not exercised by this test)."""
+    add_snapshot(lost_primary, "nightly", ["chunks_v1"], hours_ago=3)
+    inventory = tmp_path / "opensearch.yml"
+    inventory.write_text(json.dumps({"all": {"children": {
+        "us-east": {"hosts": {"opensearch-0": None}},
+        "opensearch": {"hosts": {"opensearch-0": {
+            "ansible_connection": "local", "failsafe_region": "us-east",
+            "failsafe_opensearch_url": lost_primary.url,
+            "failsafe_opensearch_user": lost_primary.user,
+            "failsafe_opensearch_password": lost_primary.password,
+            "failsafe_opensearch_repository": "medkg"}}}}}}))
+    playbook = "playbooks/opensearch_recovery.yml"
+    ev = {"opensearch_recovery_node": "opensearch-data-1"}
+
+    unnamed = run_playbook(playbook, inventory=inventory)
+    assert unnamed.status == "failed" and "name the node" in unnamed.stdout_text
+    refused = run_playbook(playbook, inventory=inventory, extravars=ev)
+    assert refused.status == "failed" and "set accept_data_loss=true" in refused.stdout_text
+    planned = run_playbook(playbook, inventory=inventory, check=True, extravars=dict(
+        ev, opensearch_recovery_accept_data_loss=True))
+    assert planned.status == "successful", planned.stdout_text[-3000:]
+    assert lost_primary.writes() == []
+
+    done = run_playbook(playbook, inventory=inventory, limit="us-east", extravars=dict(
+        ev, opensearch_recovery_accept_data_loss=True))
+    assert done.status == "successful", done.stdout_text[-3000:]
+    assert "The cluster is green; every primary is assigned." in done.stdout_text
+    assert lost_primary.writes() == [("POST", "/_cluster/reroute", {"explain": ["true"]})]
+    assert client(lost_primary).cluster.health()["status"] == "green"
+    again = run_playbook(playbook, inventory=inventory, extravars=ev)
+    assert again.status == "successful" and len(lost_primary.writes()) == 1
