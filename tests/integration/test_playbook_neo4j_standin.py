@@ -193,3 +193,40 @@ async def test_recovery_refusals_change_nothing(cluster, run_playbook):
     for member in MEMBERS:
         assert live(kmock, "statefulsets", member)["spec"]["replicas"] == 1
         assert live(kmock, "persistentvolumeclaims", f"data-{member}-0") is not None
+
+
+async def test_maintenance_terminates_rebuilds_and_checks(neo4j_bolt, neo4j_standin, tmp_path,
+                                                         run_playbook):
+    """neo4j_maintenance.yml: the Bolt stand-in for the cluster, the stand-in neo4j-admin for
+    the store (the test links the two: the database counts as stopped in the store once the
+    run has stopped it; the stand-in neo4j-admin itself cannot know)."""
+    neo4j_bolt.add_index("neo4j", "entity_name", "Entity", "name", state="FAILED")
+    slow = neo4j_bolt.add_transaction("neo4j", "MATCH p=()-[*]->() RETURN p", 1800)
+    neo4j_standin.running.unlink()
+    inventory = tmp_path / "neo4j.yml"
+    inventory.write_text(yaml.safe_dump({"all": {"children": {"neo4j": {
+        "vars": {"failsafe_neo4j_uri": neo4j_bolt.uri, "failsafe_neo4j_user": neo4j_bolt.user,
+                 "failsafe_neo4j_password": neo4j_bolt.password},
+        "hosts": {"neo4j-core-0": {"ansible_connection": "local",
+                                   "ansible_python_interpreter": "{{ ansible_playbook_python }}",
+                                   "failsafe_neo4j_admin": str(neo4j_standin.admin)}}}}}}))
+    ev = {"neo4j_maintenance_consistency_check": True,
+          "neo4j_maintenance_report_path": str(neo4j_standin.directory)}
+    playbook = "playbooks/neo4j_maintenance.yml"
+    planned = await asyncio.to_thread(run_playbook, playbook, inventory=inventory, extravars=ev,
+                                      check=True)
+    assert planned.status == "successful", planned.stdout_text[-3000:]
+    assert neo4j_bolt.writes() == [] and slow in neo4j_bolt.transactions
+    done = await asyncio.to_thread(run_playbook, playbook, inventory=inventory, extravars=ev)
+    assert done.status == "successful", done.stdout_text[-3000:]
+    writes = [w.split(" /* ")[0] for w in neo4j_bolt.writes()]  # without the marker comment
+    assert writes == [
+        "TERMINATE TRANSACTIONS $ids YIELD transactionId, username, message",
+        "DROP INDEX `entity_name`",
+        "CREATE RANGE INDEX `entity_name` FOR (n:`Entity`) ON (n.`name`)",
+        "STOP DATABASE $name", "START DATABASE $name"]
+    assert slow not in neo4j_bolt.transactions
+    assert neo4j_bolt.indexes["neo4j", "entity_name"]["state"] == "ONLINE"
+    assert neo4j_bolt.databases["neo4j"]["requested"] == "online"
+    assert any(c.startswith("neo4j-admin database check") for c in neo4j_standin.calls())
+    assert "1 indexes ONLINE, 1 transactions terminated, 1 indexes rebuilt" in done.stdout_text
