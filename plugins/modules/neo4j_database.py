@@ -34,6 +34,7 @@ attributes:
   diff_mode:
     support: full
   idempotent:
+    description: Only what differs from the database's state is changed.
     support: full
 options:
   name:
@@ -191,9 +192,8 @@ def main():
         timer.mark("read")
         if not module.check_mode:
             for statement in statements:
-                client.query(statement, {"name": params["name"]},
-                           doing="%s on %s" % (statement.replace("$name", params["name"]),
-                                               params["name"]))
+                doing = "%s on %s" % (statement.replace("$name", params["name"]), params["name"])
+                client.query(statement, {"name": params["name"]}, doing=doing)
             timer.mark("changed")
             if params["wait"]:
                 result["database"] = wait(client, params, after["state"] or before["state"])

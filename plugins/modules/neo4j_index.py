@@ -163,8 +163,8 @@ def main():
         timer.mark("read")
         if not module.check_mode:
             for statement in result["statements"]:
-                client.query(statement, database=params["database"],
-                           doing="%s on %s" % (statement.split(" FOR ")[0], params["database"]))
+                doing = "%s on %s" % (statement.split(" FOR ")[0], params["database"])
+                client.query(statement, database=params["database"], doing=doing)
             timer.mark("rebuilt")
             if params["wait"]:
                 result["indexes"] = wait(client, params, list(before))

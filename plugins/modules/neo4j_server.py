@@ -18,7 +18,7 @@ description:
     servers; the module waits until it is C(Deallocated)), or remove it: deallocate when
     needed, then C(DROP SERVER)."
   - "Check mode sends Neo4j's own dry run, C(DRYRUN DEALLOCATE DATABASES FROM SERVER), and
-    returns the moves Neo4j would make (O(plan)); when Neo4j refuses it (no enabled server can
+    returns the moves Neo4j would make (RV(plan)); when Neo4j refuses it (no enabled server can
     take the databases) the task fails with Neo4j's reason, in check mode as in a real run."
   - "Runbook 000's C(neo4j-admin server unbind) and C(neo4j-admin server enable) are for
     Neo4j 4 and a member that keeps its store; a replacement with an empty volume joins as a
@@ -38,6 +38,7 @@ attributes:
   diff_mode:
     support: full
   idempotent:
+    description: A server already in the state asked for is left alone.
     support: full
 options:
   server:

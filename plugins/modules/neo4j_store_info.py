@@ -17,7 +17,7 @@ description:
     transaction, whether it is in use or needs recovery) and, with O(consistency_check),
     C(neo4j-admin database check --report-path=DIR DATABASE)."
   - "The check reads a database that is not in use: the module refuses while C(database info)
-    says it is in use (stop it first, C(failsafe.datastores.neo4j_database) O(state=offline))."
+    says it is in use (stop it first, C(failsafe.datastores.neo4j_database) with C(state=offline))."
   - "The runbook's C(neo4j-admin check-consistency) and C(store-info) are Neo4j 4 commands."
   - Tested against a stand-in C(neo4j-admin) script that checks its arguments, not a real Neo4j.
 author:

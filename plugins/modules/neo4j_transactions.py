@@ -135,7 +135,7 @@ def main():
     marker = "failsafe.datastores.neo4j_transactions %s" % uuid.uuid4().hex
     try:
         rows = client.query("%s /* %s */" % (SHOW, marker), database=_neo4j.SYSTEM,
-                          doing="listing transactions (SHOW TRANSACTIONS)")
+                            doing="listing transactions (SHOW TRANSACTIONS)")
         result["transactions"], result["selected"] = choose(rows, marker, params)
         result["changed"] = bool(params["terminate"] and result["selected"])
         timer.mark("listed")

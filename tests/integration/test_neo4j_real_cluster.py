@@ -58,9 +58,9 @@ def test_real_cluster_read_and_plans(run_module, conn):
 def test_real_cluster_fence_a_scratch_database(run_module, conn, scratch_database):
     name, driver = scratch_database
     args = dict(conn, name=name, access="read-only")
-    results = [run_module("neo4j_database", args, check=check) for check in (True, False, True,
-                                                                              False)]
+    results = [run_module("neo4j_database", args, check=check)
+               for check in (True, False, True, False)]
     assert [r.changed for r in results] == [True, True, False, False], results
-    records, _, _ = driver.execute_query("SHOW DATABASE $name YIELD access", name=name,
-                                         database_="system")
+    records = driver.execute_query("SHOW DATABASE $name YIELD access", name=name,
+                                   database_="system").records
     assert {r["access"] for r in records} == {"read-only"}

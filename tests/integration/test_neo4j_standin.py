@@ -125,12 +125,12 @@ def test_server_replacement_enable_deallocate_drop(run_module, neo4j_bolt):
 
     new = neo4j_bolt.add_server("neo4j-core-3")  # the replacement pod joined: a free server
     enable = dict(neo4j_bolt.connection(), server="neo4j-core-3", state="enabled")
-    first, *_ = four_steps(run_module, "neo4j_server", enable, neo4j_bolt)
+    first = four_steps(run_module, "neo4j_server", enable, neo4j_bolt)[0]
     assert first["statements"] == ["ENABLE SERVER $server"]
     assert first["diff"] == {"before": {"state": "Free"}, "after": {"state": "Enabled"}}
     assert neo4j_bolt.servers[new]["state"] == "Enabled"
 
-    first, real, again, _ = four_steps(run_module, "neo4j_server", remove, neo4j_bolt)
+    first, real, again = four_steps(run_module, "neo4j_server", remove, neo4j_bolt)[:3]
     assert first["statements"] == ["DEALLOCATE DATABASES FROM SERVER $server",
                                    "DROP SERVER $server"]
     assert [(m["database"], m["toServerName"]) for m in first["plan"]] == [

@@ -195,8 +195,8 @@ async def test_recovery_refusals_change_nothing(cluster, run_playbook):
         assert live(kmock, "persistentvolumeclaims", f"data-{member}-0") is not None
 
 
-async def test_maintenance_terminates_rebuilds_and_checks(neo4j_bolt, neo4j_standin, tmp_path,
-                                                         run_playbook):
+async def test_maintenance_terminates_rebuilds_and_checks(
+        neo4j_bolt, neo4j_standin, tmp_path, run_playbook):
     """neo4j_maintenance.yml: the Bolt stand-in for the cluster, the stand-in neo4j-admin for
     the store (the test links the two: the database counts as stopped in the store once the
     run has stopped it; the stand-in neo4j-admin itself cannot know)."""

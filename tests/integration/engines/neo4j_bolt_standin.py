@@ -127,12 +127,12 @@ class Unpacker:
         if high == 0x80:
             return self.take(marker & 0x0F).decode("utf-8")
         if high == 0x90:
-            return [self.value() for _ in range(marker & 0x0F)]
+            return [self.value() for _item in range(marker & 0x0F)]
         if high == 0xA0:
-            return {self.value(): self.value() for _ in range(marker & 0x0F)}
+            return {self.value(): self.value() for _item in range(marker & 0x0F)}
         if high == 0xB0:
             tag = self.take(1)[0]
-            return Structure(tag, [self.value() for _ in range(marker & 0x0F)])
+            return Structure(tag, [self.value() for _item in range(marker & 0x0F)])
         simple = {0xC0: None, 0xC2: False, 0xC3: True}
         if marker in simple:
             return simple[marker]
@@ -145,9 +145,9 @@ class Unpacker:
         if 0xD0 <= marker <= 0xD2:
             return self.take(self.size(marker, 0xD0)).decode("utf-8")
         if 0xD4 <= marker <= 0xD6:
-            return [self.value() for _ in range(self.size(marker, 0xD4))]
+            return [self.value() for _item in range(self.size(marker, 0xD4))]
         if 0xD8 <= marker <= 0xDA:
-            return {self.value(): self.value() for _ in range(self.size(marker, 0xD8))}
+            return {self.value(): self.value() for _item in range(self.size(marker, 0xD8))}
         if 0xCC <= marker <= 0xCE:
             return self.take(self.size(marker, 0xCC))
         raise ValueError(f"unknown PackStream marker {marker:#x}")
@@ -639,7 +639,7 @@ class BoltConnection:
         offers = self.read_exact(16)
         major, minor = self.VERSION
         for start in range(0, 16, 4):
-            _, spread, off_minor, off_major = offers[start:start + 4]
+            spread, off_minor, off_major = offers[start + 1:start + 4]
             if off_major == major and off_minor - spread <= minor <= off_minor:
                 self.sock.sendall(bytes([0, 0, minor, major]))
                 return True
