@@ -78,6 +78,16 @@ INVENTORY_VARIABLES = (
     "failsafe_opensearch_password",
     "failsafe_opensearch_indices",
     "failsafe_opensearch_repository",
+    # Neo4j cluster recovery and maintenance, OpenSearch recovery (docs/neo4j.md, opensearch.md).
+    "failsafe_neo4j_uri",
+    "failsafe_neo4j_user",
+    "failsafe_neo4j_password",
+    "failsafe_neo4j_server_name",
+    "failsafe_neo4j_k8s_namespace",
+    "failsafe_neo4j_k8s_statefulset",
+    "failsafe_neo4j_k8s_pvc",
+    "failsafe_opensearch_k8s_namespace",
+    "failsafe_opensearch_k8s_statefulset",
     # Hosts of the app group (role app_traffic; docs/inventory.md, Application).
     "failsafe_app_platform",
     "failsafe_app_program",
@@ -107,6 +117,9 @@ RUN_VARIABLES = (
     "failsafe_lock_ttl",
     "failsafe_lock_break",
     "failsafe_report_dir",
+    # How the controller reaches Kubernetes for the Neo4j and OpenSearch recovery playbooks.
+    "failsafe_k8s_kubeconfig",
+    "failsafe_k8s_context",
     # Regional failover (docs/regional-failover.md): mode, RTO target, notifications.
     "failsafe_failover_mode",
     "failsafe_rto_seconds",
