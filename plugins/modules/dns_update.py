@@ -31,9 +31,11 @@ description:
     others at the old one (an application that resolves C(postgresql) and C(redis) may write
     to two regions), and if the run dies between them the zone stays half switched. Each call
     is also one Ansible module start (0.5-0.8 s here, boto3 imported each time), followed by
-    a separate verification task: for three records on two providers the switch took 7-17 s
-    in the lab, inside the application's downtime (docs/dns.md, Measured). One UPDATE message
-    or one ChangeBatch switches every name at once, and the wait runs in the same call."
+    a separate verification task: for three records on two providers the role's change and
+    verify took 8.8-19.4 s (median 13.4 s) in the lab, inside the application's downtime,
+    against 2.9-5.1 s (median 3.9 s) with this module (docs/dns.md, Measured). One UPDATE
+    message or one ChangeBatch switches every name at once, and the wait runs in the same
+    call."
   - The wait is the one of M(failsafe.datastores.dns_verify) (the same code) - every
     authoritative server asked directly, no resolver, no cache, recursion off - and it starts
     the moment the change is acknowledged; RV(seconds_to_agree) counts from that moment.
