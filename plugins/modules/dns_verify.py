@@ -48,7 +48,9 @@ options:
     elements: dict
     required: true
   change_ids:
-    description: Route 53 only. Change IDs (RV(failsafe.datastores.dns_update#module:change_id), or C(amazon.aws.route53)'s C(wait_id)) that must become C(INSYNC).
+    description:
+      - Route 53 only. Change IDs that must become C(INSYNC)
+        (RV(failsafe.datastores.dns_update#module:change_id), or C(amazon.aws.route53)'s C(wait_id)).
     type: list
     elements: str
     default: []

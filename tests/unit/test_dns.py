@@ -381,8 +381,11 @@ def sections(message):
     """(prerequisite lines, update lines) of an UPDATE message's text."""
     text = message.to_text()
     prerequisite, update = text.split(";PREREQ")[1].split(";UPDATE")
-    lines = lambda part: sorted(line for line in part.splitlines() if line and not line.startswith(";"))  # noqa: E731
-    return lines(prerequisite), lines(update)
+    return _record_lines(prerequisite), _record_lines(update)
+
+
+def _record_lines(part):
+    return sorted(line for line in part.splitlines() if line and not line.startswith(";"))
 
 
 def test_one_update_message_carries_every_change_guarded_by_the_records_as_read():
