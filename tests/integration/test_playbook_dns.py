@@ -175,17 +175,6 @@ def test_preflight_tag_checks_only(dns_zone, route53_emulator, lab_env, tmp_path
     all_answer(dns_zone, route53_emulator, "us-east")
 
 
-def test_lower_ttl_mode_keeps_the_addresses(dns_zone, route53_emulator, run_playbook, tmp_path):
-    runner = run_playbook(PLAYBOOK, extravars={
-        "failsafe_lock_backend": "file", "failsafe_lock_path": str(tmp_path), "dns_failover_mode": "lower_ttl",
-        "dns_failover_lower_ttl": 2})
-    assert runner.status == "successful", runner.stdout_text
-    east = dns_zone.address("us-east")
-    for name in dns_zone.names:
-        dns_zone.wait_all(name, [east], ttl=2, timeout=5)
-        assert route53_emulator.read(name) == {"ttl": 2, "values": [east]}
-
-
 def test_verify_tag_alone_asks_every_server(dns_zone, route53_emulator, lab_env, tmp_path):
     """--tags verify: no change step ran, so dns_verify asks every server itself."""
     serials = dns_zone.serials()
@@ -200,3 +189,14 @@ def test_verify_tag_alone_asks_every_server(dns_zone, route53_emulator, lab_env,
     assert bind["seconds_to_agree"] is not None and len(bind["servers"]) == 2
     assert not bind["changed"]
     assert dns_zone.serials() == serials and route53_emulator.mutating() == []
+
+
+def test_lower_ttl_mode_keeps_the_addresses(dns_zone, route53_emulator, run_playbook, tmp_path):
+    runner = run_playbook(PLAYBOOK, extravars={
+        "failsafe_lock_backend": "file", "failsafe_lock_path": str(tmp_path), "dns_failover_mode": "lower_ttl",
+        "dns_failover_lower_ttl": 2})
+    assert runner.status == "successful", runner.stdout_text
+    east = dns_zone.address("us-east")
+    for name in dns_zone.names:
+        dns_zone.wait_all(name, [east], ttl=2, timeout=5)
+        assert route53_emulator.read(name) == {"ttl": 2, "values": [east]}
