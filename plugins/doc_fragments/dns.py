@@ -81,3 +81,73 @@ requirements:
   - dnspython
   - boto3 (provider route53)
 '''
+
+    # The records and how they are planned: dns_preflight and dns_update (_dns.PLAN_SPEC).
+    PLAN = r'''
+options:
+  records:
+    description:
+      - The records as they should be after the switch.
+    type: list
+    elements: dict
+    required: true
+    suboptions:
+      name:
+        description: Name in the zone (C(postgresql)) or absolute (C(postgresql.failsafe.lab.)).
+        type: str
+        required: true
+      type:
+        description: Record type; by default inferred from O(records[].values) (IPv4 A, IPv6 AAAA, one host name CNAME).
+        type: str
+        choices: [A, AAAA, CNAME]
+      values:
+        description:
+          - The values after the switch. Omitted, the current values stay (a TTL-only change);
+            O(records[].type) is then required.
+        type: list
+        elements: str
+      ttl:
+        description: TTL of this record after the switch; overrides O(ttl).
+        type: int
+  ttl:
+    description: TTL of every record after the switch. Unset, each record keeps its TTL.
+    type: int
+  max_ttl:
+    description:
+      - Cap every record's TTL after the switch at this value (lower, never raise). With
+        records without values this is the runbook's "lower the TTL before a planned failover".
+    type: int
+  default_ttl:
+    description: TTL of a record that does not exist yet, when neither O(ttl) nor the record sets one.
+    type: int
+    default: 60
+  keep_values:
+    description:
+      - Plan with each record's current values; the given O(records[].values) only tell the
+        type. With O(max_ttl), this lowers TTLs and nothing else.
+    type: bool
+    default: false
+'''
+
+    # Which servers must answer the new records, and for how long to wait: dns_verify and
+    # dns_update (_dns.WAIT_SPEC).
+    WAIT = r'''
+options:
+  nameservers:
+    description:
+      - RFC 2136. The authoritative servers to ask, as C(HOST) or C(HOST:PORT) (default port
+        O(port)). Empty, they are the zone's NS servers.
+      - Route 53. Servers to ask instead of the hosted zone's delegation set.
+    type: list
+    elements: str
+    default: []
+  query_nameservers:
+    description:
+      - Route 53 only. Ask the name servers (O(nameservers), or the delegation set) directly on port 53.
+    type: bool
+    default: true
+  wait_timeout:
+    description: Seconds to wait until every server agrees; then the task fails.
+    type: float
+    default: 60
+'''

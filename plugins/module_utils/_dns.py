@@ -8,8 +8,11 @@ every authoritative server answers the new values.
 Private to the collection (leading underscore): modules import it, users do not.
 
 Providers: `Rfc2136Provider` (dnspython) and `Route53Provider` (boto3) both offer
-`zone_info()`, `read(name, rdtype)`, `probe(name, rdtype, current)` and `describe()`;
-`provider_from_params()` builds the one the module's `provider` option names.
+`zone_info()`, `read(name, rdtype)`, `probe(name, rdtype, current)`, `apply(changes)` (every
+change in one atomic step: one RFC 2136 UPDATE message, one Route 53 ChangeBatch) and
+`describe()`; `provider_from_params()` builds the one the module's `provider` option names.
+`Agreement` asks every authoritative server until all answer the new records (dns_verify and
+dns_update).
 """
 
 from __future__ import absolute_import, division, print_function
@@ -18,6 +21,7 @@ __metaclass__ = type
 
 import ipaddress
 import socket
+import time
 import traceback
 
 DNSPYTHON_IMPORT_ERROR = None
@@ -80,6 +84,24 @@ RECORD_SPEC = dict(
     type=dict(type="str", choices=list(RECORD_TYPES)),
     values=dict(type="list", elements="str"),
     ttl=dict(type="int"),
+)
+
+# The records and how to plan them (doc fragment failsafe.datastores.dns.PLAN): dns_preflight
+# and dns_update.
+PLAN_SPEC = dict(
+    records=dict(type="list", elements="dict", required=True, options=dict(RECORD_SPEC)),
+    ttl=dict(type="int"),
+    max_ttl=dict(type="int"),
+    default_ttl=dict(type="int", default=60),
+    keep_values=dict(type="bool", default=False),
+)
+
+# Which servers must agree, and how long to wait (doc fragment failsafe.datastores.dns.WAIT):
+# dns_verify and dns_update.
+WAIT_SPEC = dict(
+    nameservers=dict(type="list", elements="str", default=[]),
+    query_nameservers=dict(type="bool", default=True),
+    wait_timeout=dict(type="float", default=60),
 )
 
 CONNECTION_REQUIRED_IF = [("provider", "rfc2136", ["server"])]
@@ -242,6 +264,28 @@ def plan_changes(wanted, current, ttl=None, max_ttl=None, default_ttl=60):
     return changes, unchanged
 
 
+def plan_from_params(provider, wanted, params):
+    """Read the `wanted` records (from wanted_records(), so that bad input is refused before
+    any question) and plan them with the PLAN_SPEC options: (wanted, current, changes,
+    unchanged).
+
+    With keep_values, the given values only tell the type: each record keeps its current values
+    (lowering TTLs before a planned failover)."""
+    current = read_current(provider, wanted)
+    if params.get("keep_values"):
+        wanted = [dict(record, values=None) for record in wanted]
+    changes, unchanged = plan_changes(wanted, current, params.get("ttl"), params.get("max_ttl"),
+                                      params.get("default_ttl") or 60)
+    return wanted, current, changes, unchanged
+
+
+def record_list(current):
+    """{(name, type): state} as [{name, type, ttl, values}] ([] values for a missing record)."""
+    return [dict(name=name, type=rdtype, ttl=(state or {}).get("ttl"),
+                 values=(state or {}).get("values") or [])
+            for (name, rdtype), state in sorted(current.items())]
+
+
 def describe_change(change):
     """'postgresql.failsafe.lab. A 127.0.1.1 -> 127.0.2.1 (ttl 5)', for the operator."""
     before, after = change["before"], change["after"]
@@ -324,44 +368,54 @@ class DirectQuery:
         self.keyring = None
         self.address = resolve_host(server)
 
-    def send(self, message, host=None, port=None, protocol=None):
+    def send(self, message, host=None, port=None, protocol=None, update=False):
+        """Send one message and return the answer; library errors become DnsError.
+
+        `update`: the message changes the zone. A refusal of the key still means nothing
+        changed, but once the message may have reached the server (no answer, a broken
+        connection, an answer we cannot verify) nobody knows whether the update was applied:
+        the error says so instead of "Nothing was changed"."""
         host = host or self.address
         port = port or self.port
         where = server_label(host, port)
+        unknown = (" The update was sent: it may have been applied or not (all of its records or "
+                   "none, it is one atomic update). Run again: it reads every record first and "
+                   "changes only what still differs") if update else " Nothing was changed"
         try:
             if (protocol or self.protocol) == "udp":
                 return dns.query.udp(message, host, port=port, timeout=self.timeout)
             return dns.query.tcp(message, host, port=port, timeout=self.timeout)
         except dns.tsig.PeerBadKey:
             raise DnsError(
-                "the DNS server %s does not know TSIG key %s with algorithm %s (BADKEY): check "
-                "key_name and key_algorithm against the server's key statement. Nothing was "
-                "changed" % (where, self.key_name, self.algorithm), "key")
+                "the DNS server %s does not know TSIG key %s with algorithm %s (BADKEY): the key "
+                "is refused; check key_name and key_algorithm against the server's key "
+                "statement. Nothing was changed" % (where, self.key_name, self.algorithm), "key")
         except dns.tsig.PeerBadSignature:
             raise DnsError(
-                "the DNS server %s rejected the signature of TSIG key %s (BADSIG): the key_secret "
-                "is wrong (it was not shown). Nothing was changed" % (where, self.key_name), "key")
+                "the DNS server %s rejected the signature of TSIG key %s (BADSIG): the key is "
+                "refused, its key_secret is wrong (it was not shown). Nothing was changed"
+                % (where, self.key_name), "key")
         except dns.tsig.PeerBadTime:
             raise DnsError(
-                "the DNS server %s rejected TSIG key %s because the clocks differ (BADTIME): "
-                "synchronise this controller's clock. Nothing was changed"
+                "the DNS server %s rejected TSIG key %s because the clocks differ (BADTIME): the "
+                "key is refused; synchronise this controller's clock. Nothing was changed"
                 % (where, self.key_name), "key")
         except (dns.tsig.BadSignature, dns.message.UnknownTSIGKey, dns.tsig.BadAlgorithm) as exc:
             raise DnsError(
                 "the answer of %s is not signed with TSIG key %s (%s): another server answers "
-                "at that address, or the key differs. Nothing was changed"
-                % (where, self.key_name, exc.__class__.__name__), "key")
+                "at that address, or the key differs.%s"
+                % (where, self.key_name, exc.__class__.__name__, unknown), "key")
         except ConnectionRefusedError:
             raise DnsError(
                 "nothing listens at %s (connection refused): the DNS server is down or the port "
                 "is wrong. Nothing was changed" % where, "unreachable")
         except dns.exception.Timeout:
             raise DnsError(
-                "no answer from %s within %ss: the DNS server is down, overloaded or filtered. "
-                "Nothing was changed" % (where, self.timeout), "unreachable")
+                "no answer from %s within %ss: the DNS server is down, overloaded or filtered.%s"
+                % (where, self.timeout, unknown), "unreachable")
         except (OSError, EOFError) as exc:
-            raise DnsError("cannot talk to the DNS server %s: %s. Nothing was changed"
-                           % (where, exc), "unreachable")
+            raise DnsError("cannot talk to the DNS server %s: %s.%s" % (where, exc, unknown),
+                           "unreachable")
 
     def query(self, name, rdtype, host=None, port=None, signed=True):
         message = dns.message.make_query(name, rdtype)
@@ -514,6 +568,76 @@ class Rfc2136Provider(DirectQuery):
         raise DnsError("the DNS server %s answered %s to the rights check for %s %s. Nothing "
                        "was changed" % (where, dns.rcode.to_text(rcode), name, rdtype), "rights")
 
+    # The change: one message, applied whole or not at all
+    def update_message(self, changes):
+        """One signed UPDATE carrying every change of the plan (RFC 2136 section 3.7: the server
+        applies it atomically).
+
+        Prerequisites (section 2.4): each record exactly as it was read (value-dependent RRset
+        exists), or its absence; if any no longer holds, the server refuses the whole message.
+        Updates: per record, delete the RRset and add the new one (new values and TTL)."""
+        update = dns.update.Update(self.zone, keyring=self.keyring, keyname=self.key_name,
+                                   keyalgorithm=self.algorithm)
+        for change in changes:
+            rdtype = dns.rdatatype.from_text(change["type"])
+            if change["before"]:
+                update.present(change["name"], rdtype, *change["before"]["values"])
+            else:
+                update.absent(change["name"], rdtype)
+        for change in changes:
+            update.replace(change["name"], change["after"]["ttl"], change["type"],
+                           *change["after"]["values"])
+        return update
+
+    def apply(self, changes):
+        """Send every change in one UPDATE; None (RFC 2136 has no change ID). Every refusal
+        says that no record changed: the server applies the message whole or not at all."""
+        if not changes:
+            return None
+        response = self.send(self.update_message(changes), update=True)
+        rcode = response.rcode()
+        if rcode == dns.rcode.NOERROR:
+            return None
+        where = server_label(self.server, self.port)
+        text = dns.rcode.to_text(rcode)
+        key = ("TSIG key %s" % self.key_name) if self.key_name else "an unsigned update"
+        names = ", ".join("%s %s" % (c["name"], c["type"]) for c in changes)
+        if rcode in (dns.rcode.NXRRSET, dns.rcode.YXRRSET, dns.rcode.NXDOMAIN, dns.rcode.YXDOMAIN):
+            raise DnsError(
+                "the DNS server %s refused the whole update (%s): a record changed after it was "
+                "read (%s), so the update's prerequisites no longer hold. No record was changed. "
+                "Run again: it reads the records again and plans from them"
+                % (where, text, self.changed_since(changes)), "changed")
+        if rcode == dns.rcode.REFUSED:
+            raise DnsError(
+                "the DNS server %s refused the update of %s (REFUSED): the key is refused for "
+                "these names: %s is valid, but the zone's update-policy (or allow-update) does "
+                "not grant it every one of these names and types, or the server is not the "
+                "zone's primary. No record was changed" % (where, names, key), "rights")
+        if rcode == dns.rcode.NOTAUTH:
+            raise DnsError(
+                "the DNS server %s is not authoritative for zone %s (NOTAUTH): send updates to "
+                "the zone's primary. No record was changed" % (where, self.zone), "zone")
+        if rcode == dns.rcode.NOTZONE:
+            raise DnsError("a record is outside zone %s (NOTZONE). No record was changed"
+                           % self.zone, "input")
+        raise DnsError("the DNS server %s answered %s to the update of %s. No record was "
+                       "changed (an update is applied whole or not at all)"
+                       % (where, text, names), "error")
+
+    def changed_since(self, changes):
+        """Which records no longer hold the values read, for the refusal message."""
+        moved = []
+        for change in changes:
+            try:
+                now = self.read(change["name"], change["type"])
+            except DnsError:
+                return "which one could not be read again"
+            if (now or {}).get("values") != (change["before"] or {}).get("values"):
+                moved.append("%s %s now %s" % (change["name"], change["type"],
+                                               " ".join((now or {}).get("values") or ["(none)"])))
+        return "; ".join(moved) or "the record has its old values again"
+
     def authoritative_servers(self, port=None, explicit=None):
         """[(label, address, port)] of every server that must answer: the primary, the zone's
         NS servers, and the `explicit` host[:port] list, which must cover every NS address."""
@@ -606,6 +730,7 @@ class Route53Provider:
         self.zone = absolute_zone(zone)
         self.hosted_zone_id = hosted_zone_id
         self.endpoint_url = endpoint_url
+        self.timeout = timeout
         config = botocore.config.Config(connect_timeout=timeout, read_timeout=max(timeout, 10),
                                         retries=dict(max_attempts=3, mode="standard"))
         session = boto3.session.Session(aws_access_key_id=access_key,
@@ -619,7 +744,9 @@ class Route53Provider:
         where = " at %s" % self.endpoint_url if self.endpoint_url else ""
         return "%s (Route 53%s)" % (self.zone, where)
 
-    def call(self, operation, **kwargs):
+    def call(self, operation, mutating=False, **kwargs):
+        """One API call; errors become DnsError. `mutating`: once the request may have reached
+        Route 53 (a read timeout), whether it was applied is unknown, and the error says so."""
         where = self.endpoint_url or "the Route 53 API"
         try:
             return getattr(self.client, operation)(**kwargs)
@@ -631,6 +758,11 @@ class Route53Provider:
             raise DnsError("cannot reach %s: %s. Nothing was changed" % (where, exc),
                            "unreachable")
         except botocore.exceptions.ReadTimeoutError as exc:
+            if mutating:
+                raise DnsError("%s did not answer the change request in time: %s. The batch may "
+                               "have been applied or not (all of it or nothing). Run again: it "
+                               "reads the records first and changes only what still differs"
+                               % (where, exc), "unreachable")
             raise DnsError("%s did not answer in time: %s. Nothing was changed" % (where, exc),
                            "unreachable")
         except botocore.exceptions.ClientError as exc:
@@ -644,6 +776,10 @@ class Route53Provider:
                 raise DnsError("the AWS credentials may not call %s on %s (AccessDenied): grant "
                                "it in the IAM policy (docs/dns.md). Nothing was changed"
                                % (operation, self.zone), "rights")
+            if code in ("InvalidChangeBatch", "InvalidInput") and mutating:
+                raise DnsError("%s refused the change batch (%s: %s). No record was changed (a "
+                               "batch is applied whole or not at all)" % (where, code, text),
+                               "record")
             if code in _ZONE_CODES:
                 raise DnsError("%s: %s (%s). Nothing was changed" % (where, text, code), "zone")
             if code in ("Throttling", "PriorRequestNotComplete"):
@@ -651,6 +787,11 @@ class Route53Provider:
                                "changed" % (where, code), "unreachable")
             raise DnsError("%s answered %s: %s. Nothing was changed" % (where, code, text), "error")
         except botocore.exceptions.BotoCoreError as exc:
+            if mutating:
+                raise DnsError("the AWS client failed during the change request: %s. The batch "
+                               "may have been applied or not (all of it or nothing). Run again: "
+                               "it reads the records first and changes only what still differs"
+                               % exc, "error")
             raise DnsError("the AWS client failed: %s. Nothing was changed" % exc, "error")
 
     def zone_id(self):
@@ -712,6 +853,24 @@ class Route53Provider:
         check (docs/dns.md says how to check the IAM policy)."""
         return "readable (Route 53 rights to change are not probed)"
 
+    def change_batch(self, changes):
+        """One ChangeBatch with an UPSERT per change: Route 53 applies a batch whole or not at
+        all. (UPSERT has no prerequisite: a record changed by someone else since it was read
+        is overwritten with the planned values.)"""
+        return dict(Comment="failsafe.datastores dns_update: %d record(s)" % len(changes),
+                    Changes=[dict(Action="UPSERT", ResourceRecordSet=dict(
+                        Name=change["name"], Type=change["type"], TTL=change["after"]["ttl"],
+                        ResourceRecords=[dict(Value=value) for value in change["after"]["values"]]))
+                        for change in changes])
+
+    def apply(self, changes):
+        """Send every change in one ChangeBatch; the change ID, or None when nothing changes."""
+        if not changes:
+            return None
+        found = self.call("change_resource_record_sets", mutating=True,
+                          HostedZoneId=self.zone_id(), ChangeBatch=self.change_batch(changes))
+        return found["ChangeInfo"]["Id"].split("/")[-1]
+
     def change_status(self, change_id):
         found = self.call("get_change", Id=change_id.split("/")[-1])
         return found["ChangeInfo"]["Status"]
@@ -733,3 +892,148 @@ def provider_from_params(params):
 def read_current(provider, wanted):
     """{(name, type): {ttl, values} or None} for every wanted record."""
     return dict(((r["name"], r["type"]), provider.read(r["name"], r["type"])) for r in wanted)
+
+
+# Agreement: every authoritative server answers the new records --------------------------------
+
+def matches(answer, record):
+    """Whether an answer is record's `after` state; a record without a TTL compares values only."""
+    wanted = record["after"]
+    if wanted.get("ttl") is None:
+        return answer_matches(answer, dict(after=dict(values=wanted["values"],
+                                                      ttl=(answer or {}).get("ttl"))))
+    return answer_matches(answer, record)
+
+
+class Server:
+    """One authoritative server (or the Route 53 API) and what it last answered."""
+
+    def __init__(self, label, ask, serial=None):
+        self.label = label
+        self.ask = ask  # ask(name, rdtype) -> {ttl, values} or {error}
+        self.serial_of = serial
+        self.answers = {}
+        self.agreed_after = None
+
+    def poll(self, records, elapsed):
+        agreed = True
+        for record in records:
+            key = "%s %s" % (record["name"], record["type"])
+            answer = self.ask(record["name"], record["type"])
+            self.answers[key] = answer
+            agreed = matches(answer, record) and agreed
+        if agreed and self.agreed_after is None:
+            self.agreed_after = elapsed
+        elif not agreed:
+            self.agreed_after = None
+        return agreed
+
+    def report(self):
+        return dict(server=self.label, agreed_after=self.agreed_after,
+                    serial=self.serial_of() if self.serial_of else None,
+                    answers=dict((k, describe_answer(v)) for k, v in sorted(self.answers.items())))
+
+
+def _bound_ask(querier, address, port):
+    return lambda name, rdtype: querier.answer_of(address, port, name, rdtype)
+
+
+def _bound_serial(querier, address, port):
+    return lambda: querier.serial_at(address, port)
+
+
+def _api_server(provider):
+    def ask(name, rdtype):
+        try:
+            found = provider.read(name, rdtype)
+        except DnsError as exc:
+            return dict(error=str(exc), kind=exc.kind)
+        return dict(ttl=found["ttl"], values=found["values"]) if found else \
+            dict(ttl=None, values=[])
+    return Server("api (%s)" % (provider.endpoint_url or "Route 53"), ask)
+
+
+def wait_insync(provider, change_ids, deadline, interval):
+    """Until Route 53 reports every change INSYNC (polling GetChange)."""
+    pending = [c for c in change_ids if c]
+    while pending:
+        pending = [c for c in pending if provider.change_status(c) != "INSYNC"]
+        if not pending:
+            return
+        if time.monotonic() > deadline:
+            raise DnsError("Route 53 still reports changes %s PENDING: the records are changed "
+                           "but not yet on every Route 53 server; check again later"
+                           % ", ".join(pending), "pending")
+        time.sleep(max(interval, 1.0))
+
+
+class Agreement:
+    """Ask every authoritative server directly (no resolver, no cache, recursion off) until all
+    answer `records` ([{name, type, after: {values, ttl}}], as plan_changes() returns them).
+
+    RFC 2136: the primary plus the zone's NS servers (or `nameservers`, which must cover every
+    NS server). Route 53: the changes `change_ids` INSYNC, the API read-back, and with
+    `query_nameservers` the delegation set's servers (or `nameservers`) on port 53."""
+
+    def __init__(self, provider, records, nameservers=None, query_nameservers=True,
+                 protocol="tcp"):
+        self.provider = provider
+        self.records = records
+        self.nameservers = list(nameservers or [])
+        self.query_nameservers = query_nameservers
+        self.protocol = protocol
+        self.servers = []
+
+    def _dns_servers(self):
+        provider = self.provider
+        if provider.name == "rfc2136":
+            return [Server(label, _bound_ask(provider, address, port),
+                           _bound_serial(provider, address, port))
+                    for label, address, port in
+                    provider.authoritative_servers(explicit=self.nameservers)]
+        if not self.query_nameservers:
+            return []
+        servers = []
+        for entry in self.nameservers or provider.zone_info()["nameservers"]:
+            host, port = parse_server(entry, 53)
+            for address in resolve_all(host.rstrip(".")):
+                asker = DirectQuery(provider.zone, address, port, self.protocol, provider.timeout)
+                servers.append(Server("%s (%s)" % (server_label(address, port), host),
+                                      _bound_ask(asker, address, port)))
+        return servers
+
+    def wait(self, wait_timeout, interval=0.2, change_ids=(), since=None, timer=None):
+        """Seconds from `since` (monotonic; default now) until every server agreed. Marks
+        `insync` and `agreed` on `timer`. Raises DnsError (kind `disagree`, `pending`, or what
+        finding the servers hit) at the deadline; `reports()` then says what each answered."""
+        since = time.monotonic() if since is None else since
+        deadline = time.monotonic() + wait_timeout
+        if self.provider.name == "route53":
+            wait_insync(self.provider, change_ids, deadline, interval)
+            self.servers.append(_api_server(self.provider))
+        if timer:
+            timer.mark("insync")
+        self.servers.extend(self._dns_servers())
+        while True:
+            elapsed = round(time.monotonic() - since, 6)
+            agreed = [server.poll(self.records, elapsed) for server in self.servers]
+            if all(agreed):
+                if timer:
+                    timer.mark("agreed")
+                return elapsed
+            if time.monotonic() > deadline:
+                late = [s for s, ok in zip(self.servers, agreed) if not ok]
+                raise DnsError(
+                    "after %ss not every authoritative server answers the new records: %s"
+                    % (wait_timeout, "; ".join(self._disagreement(s) for s in late)), "disagree")
+            time.sleep(interval)
+
+    def _disagreement(self, server):
+        by_key = dict(("%s %s" % (r["name"], r["type"]), r) for r in self.records)
+        return "%s answers %s" % (server.label, ", ".join(
+            "%s: %s" % (key, describe_answer(answer))
+            for key, answer in sorted(server.answers.items())
+            if not matches(answer, by_key[key])))
+
+    def reports(self):
+        return [server.report() for server in self.servers]

@@ -25,8 +25,8 @@ description:
     Route 53 offers no way to prove the right to change records without changing one, so that
     right is not probed (see docs/dns.md for checking the IAM policy)."
   - Reads the current records and returns RV(changes), the records that differ from the wanted
-    ones with their values and TTL before and after. community.general.nsupdate has no diff
-    mode, so this plan is what an operator sees of an RFC 2136 change before it happens.
+    ones with their values and TTL before and after. M(failsafe.datastores.dns_update) plans the
+    same way (same options) and then makes the change.
   - Every failure says whether the server is down, the key or credentials are wrong, the key
     lacks rights, or the zone is missing. Nothing is ever changed.
   - "On failure the result carries C(error_kind): C(unreachable) (no server answers there),
@@ -37,51 +37,10 @@ author:
   - Failsafe Datastores maintainers (@failsafe-datastores)
 extends_documentation_fragment:
   - failsafe.datastores.dns
+  - failsafe.datastores.dns.PLAN
   - failsafe.datastores.attributes
   - failsafe.datastores.attributes.INFO_MODULE
 options:
-  records:
-    description:
-      - The records as they should be after the switch.
-    type: list
-    elements: dict
-    required: true
-    suboptions:
-      name:
-        description: Name in the zone (C(postgresql)) or absolute (C(postgresql.failsafe.lab.)).
-        type: str
-        required: true
-      type:
-        description: Record type; by default inferred from O(records[].values) (IPv4 A, IPv6 AAAA, one host name CNAME).
-        type: str
-        choices: [A, AAAA, CNAME]
-      values:
-        description:
-          - The values after the switch. Omitted, the current values stay (a TTL-only change);
-            O(records[].type) is then required.
-        type: list
-        elements: str
-      ttl:
-        description: TTL of this record after the switch; overrides O(ttl).
-        type: int
-  ttl:
-    description: TTL of every record after the switch. Unset, each record keeps its TTL.
-    type: int
-  max_ttl:
-    description:
-      - Cap every record's TTL after the switch at this value (lower, never raise). With
-        records without values this is the runbook's "lower the TTL before a planned failover".
-    type: int
-  default_ttl:
-    description: TTL of a record that does not exist yet, when neither O(ttl) nor the record sets one.
-    type: int
-    default: 60
-  keep_values:
-    description:
-      - Plan with each record's current values; the given O(records[].values) only tell the
-        type. With O(max_ttl), this lowers TTLs and nothing else.
-    type: bool
-    default: false
   check_rights:
     description:
       - Prove the right to update every record (RFC 2136 no-op update). V(false) only reads.
@@ -186,35 +145,23 @@ from ansible_collections.failsafe.datastores.plugins.module_utils._dns import (
     CONNECTION_REQUIRED_IF,
     CONNECTION_REQUIRED_TOGETHER,
     CONNECTION_SPEC,
-    RECORD_SPEC,
+    PLAN_SPEC,
     DnsError,
     describe_change,
     ensure_libraries,
-    plan_changes,
+    plan_from_params,
     provider_from_params,
-    read_current,
+    record_list,
     wanted_records,
 )
 
 STEPS = (("zone", None, "zone"), ("read", "zone", "read"), ("rights", "read", "rights"))
 
 
-def record_list(current):
-    return [dict(name=name, type=rdtype, ttl=(state or {}).get("ttl"),
-                 values=(state or {}).get("values") or [])
-            for (name, rdtype), state in sorted(current.items())]
-
-
 def main():
     argument_spec = dict(CONNECTION_SPEC)
-    argument_spec.update(
-        records=dict(type="list", elements="dict", required=True, options=dict(RECORD_SPEC)),
-        ttl=dict(type="int"),
-        max_ttl=dict(type="int"),
-        default_ttl=dict(type="int", default=60),
-        keep_values=dict(type="bool", default=False),
-        check_rights=dict(type="bool", default=True),
-    )
+    argument_spec.update(PLAN_SPEC)
+    argument_spec.update(check_rights=dict(type="bool", default=True))
     module = AnsibleModule(argument_spec=argument_spec, supports_check_mode=True,
                            required_if=CONNECTION_REQUIRED_IF,
                            required_together=CONNECTION_REQUIRED_TOGETHER)
@@ -227,12 +174,8 @@ def main():
         provider = provider_from_params(params)
         zone = provider.zone_info()
         timer.mark("zone")
-        current = read_current(provider, wanted)
+        wanted, current, changes, unchanged = plan_from_params(provider, wanted, params)
         timer.mark("read")
-        if params["keep_values"]:
-            wanted = [dict(record, values=None) for record in wanted]
-        changes, unchanged = plan_changes(wanted, current, params["ttl"], params["max_ttl"],
-                                          params["default_ttl"])
         rights = {}
         if params["check_rights"]:
             for record in wanted:

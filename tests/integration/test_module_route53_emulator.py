@@ -1,47 +1,60 @@
-"""Route 53 through the lab's API EMULATOR (moto_server, not AWS): amazon.aws.route53 in four
-steps with every API request recorded (check mode must send no change), dns_preflight and
-dns_verify through the API, and refusals. The emulator applies changes at once and is lenient
-where AWS is strict: no assertion here depends on either."""
+"""Route 53 through the lab's API EMULATOR (moto_server, not AWS): dns_update in four steps
+(one change batch for every record) with every API request recorded (check mode must send no
+change), dns_preflight and dns_verify through the API, and refusals. Every state is read back
+with boto3 (list_resource_record_sets), not with the modules. The emulator applies changes at
+once and is lenient where AWS is strict: no assertion here depends on either."""
 
 from __future__ import annotations
-
-ROUTE53 = "amazon.aws.route53"
-
-
-def change_args(zone, name, address, ttl=5):
-    return zone.route53_args(state="present", zone=zone.zone, record=zone.fqdn(name), type="A",
-                             ttl=ttl, value=[address], overwrite=True, wait=False)
 
 
 def rrset_changes(requests):
     return [r for r in requests if r["method"] == "POST" and r["path"].endswith("/rrset/")]
 
 
-def test_route53_change_four_steps_check_mode_sends_no_change(route53_emulator, run_module):
-    west = route53_emulator.address("us-west")
-    args = change_args(route53_emulator, "postgresql", west)
+def test_update_four_steps_one_change_batch_check_mode_sends_none(route53_emulator, run_module):
+    west, east = route53_emulator.address("us-west"), route53_emulator.address("us-east")
+    args = route53_emulator.conn(records=route53_emulator.records("us-west"),
+                                 query_nameservers=False, wait_timeout=20)
 
-    # 1. check mode: would change, shows the diff, sends no mutating request.
-    check = run_module(ROUTE53, args, check=True, diff=True)
+    # 1. check mode: would change every record, shows the diff, sends no mutating request.
+    check = run_module("dns_update", args, check=True, diff=True)
     assert not check.failed, check.msg
-    assert check.changed is True
-    assert check["diff"]["before"]["values"] == [route53_emulator.address("us-east")]
-    assert check["diff"]["after"]["resource_records"] == [{"value": west}]
+    assert check.changed is True and len(check["changes"]) == 3
+    key = f"{route53_emulator.fqdn('postgresql')} A"
+    assert check["diff"]["before"][key] == {"ttl": 5, "values": [east]}
+    assert check["diff"]["after"][key] == {"ttl": 5, "values": [west]}
+    assert check["change_id"] is None
     assert route53_emulator.mutating() == [], "check mode sent a change to the API"
-    assert route53_emulator.read("postgresql")["values"] == [route53_emulator.address("us-east")]
+    for name in route53_emulator.names:
+        assert route53_emulator.read(name) == {"ttl": 5, "values": [east]}, name
 
-    # 2. real: exactly one change request, and the record holds the new value.
-    real = run_module(ROUTE53, args)
+    # 2. real: exactly ONE change request for the three records, and every record holds the
+    # new value; the module waited for INSYNC and the API read-back.
+    real = run_module("dns_update", args)
     assert not real.failed, real.msg
-    assert real.changed is True and real["wait_id"]
-    assert len(rrset_changes(route53_emulator.mutating())) == 1
-    assert route53_emulator.read("postgresql") == {"ttl": 5, "values": [west]}
-    assert route53_emulator.read("redis")["values"] == [route53_emulator.address("us-east")]
+    assert real.changed is True and real["change_id"] and real["agreed"] is True
+    assert len(rrset_changes(route53_emulator.mutating())) == 1, route53_emulator.mutating()
+    for name in route53_emulator.names:
+        assert route53_emulator.read(name) == {"ttl": 5, "values": [west]}, name
+    assert route53_emulator.read("www")["values"] == [east], "a name not asked for changed"
+    assert [s["server"] for s in real["servers"]] == [f"api ({route53_emulator.endpoint_url})"]
+    assert set(real["timings"]) == {"read", "update", "agree", "total"}
 
     # 3. check and 4. real again: nothing to do, no further change request.
     route53_emulator.forget_requests()
-    assert run_module(ROUTE53, args, check=True).changed is False
-    assert run_module(ROUTE53, args).changed is False
+    assert run_module("dns_update", args, check=True).changed is False
+    again = run_module("dns_update", args)
+    assert not again.failed and again.changed is False and again["change_id"] is None, again.msg
+    assert route53_emulator.mutating() == []
+
+
+def test_update_refuses_an_unreachable_api_changing_nothing(route53_emulator, run_module,
+                                                            closed_port):
+    down_url = f"http://127.0.0.1:{closed_port()}"
+    down = run_module("dns_update", route53_emulator.conn(
+        endpoint_url=down_url, records=route53_emulator.records("us-west")))
+    assert down.failed and down["error_kind"] == "unreachable", down.msg
+    assert down_url in down.msg and "Nothing was changed" in down.msg
     assert route53_emulator.mutating() == []
 
 
@@ -73,10 +86,11 @@ def test_preflight_refuses_a_missing_zone_and_an_unreachable_api(route53_emulato
 
 def test_verify_through_the_api_waits_for_the_change(route53_emulator, run_module):
     west = route53_emulator.address("us-west")
-    real = run_module(ROUTE53, change_args(route53_emulator, "api", west))
-    assert real.changed, real.msg
+    real = run_module("dns_update", route53_emulator.conn(
+        records=route53_emulator.records("us-west", ["api"]), wait=False))
+    assert real.changed and real["servers"] == [], real.msg
     result = run_module("dns_verify", route53_emulator.conn(
-        records=[{"name": "api", "values": [west], "ttl": 5}], change_ids=[real["wait_id"]],
+        records=[{"name": "api", "values": [west], "ttl": 5}], change_ids=[real["change_id"]],
         query_nameservers=False, wait_timeout=20))
     assert not result.failed, result.msg
     assert result["agreed"] is True

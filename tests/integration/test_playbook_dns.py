@@ -13,7 +13,8 @@ from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[2]
 PLAYBOOK = "playbooks/dns_failover.yml"
-CHANGE_TASKS = ("Update the records on the RFC 2136 servers", "Update the records in Route 53")
+CHANGE_TASKS = ("Switch the records of every DNS provider in one atomic update each",)
+VERIFY_TASK = "Wait until every authoritative server answers the new records"
 WRONG_SECRET = "d3Jvbmctc2VjcmV0LXdyb25nLXNlY3JldC13cm9uZy0wMDA="
 
 
@@ -76,6 +77,14 @@ def test_check_then_switch_then_idempotent_then_back(dns_zone, route53_emulator,
     bind = next(p for p in record["providers"] if p["host"] == "dns-primary")
     assert bind["changed"] and bind["seconds_to_agree"] is not None
     assert len(bind["servers"]) == 2 and bind["max_old_ttl"] == 5
+    route53 = next(p for p in record["providers"] if p["host"] == "route53-emulator")
+    assert route53["changed"] and route53["change_id"] and route53["seconds_to_agree"] is not None
+    # One change call per provider: one change batch reached the emulator for three records,
+    # and the change step's own wait made the separate verification unnecessary.
+    assert len([r for r in route53_emulator.mutating() if r["path"].endswith("/rrset/")]) == 1
+    assert len(item_results(real, CHANGE_TASKS[0])) == 2
+    assert all(r.get("skipped") for r in item_results(real, VERIFY_TASK)), \
+        item_results(real, VERIFY_TASK)
     written = json.loads(next((tmp_path / "reports").glob("dns_failover_records-*.json")).read_text())
     assert written["providers"] == record["providers"]
     # The run_report callback's timeline of the run lies beside it.
@@ -164,6 +173,22 @@ def test_preflight_tag_checks_only(dns_zone, route53_emulator, lab_env, tmp_path
     assert not set(changed_tasks(runner)) & set(CHANGE_TASKS)
     assert dns_zone.serials() == serials and route53_emulator.mutating() == []
     all_answer(dns_zone, route53_emulator, "us-east")
+
+
+def test_verify_tag_alone_asks_every_server(dns_zone, route53_emulator, lab_env, tmp_path):
+    """--tags verify: no change step ran, so dns_verify asks every server itself."""
+    serials = dns_zone.serials()
+    runner = run_tagged(lab_env, tmp_path, "verify", limit="us-east",
+                        extravars={"failsafe_lock_backend": "file", "failsafe_lock_path": str(tmp_path)})
+    assert runner.status == "successful", runner.stdout_text
+    verified = [r for r in item_results(runner, VERIFY_TASK) if not r.get("skipped")]
+    assert len(verified) == 2 and all(r["agreed"] for r in verified), verified
+    assert not item_results(runner, CHANGE_TASKS[0])
+    record = stats(runner)["artifact_data"]["failsafe_dns_failover"]
+    bind = next(p for p in record["providers"] if p["host"] == "dns-primary")
+    assert bind["seconds_to_agree"] is not None and len(bind["servers"]) == 2
+    assert not bind["changed"]
+    assert dns_zone.serials() == serials and route53_emulator.mutating() == []
 
 
 def test_lower_ttl_mode_keeps_the_addresses(dns_zone, route53_emulator, run_playbook, tmp_path):

@@ -362,3 +362,191 @@ def test_route53_records_it_cannot_switch_are_refused(record, words):
     with pytest.raises(DnsError) as info:
         r53_with([record]).read("api.failsafe.lab.", "A")
     assert info.value.kind == "record" and words in str(info.value)
+
+
+# The change: one RFC 2136 UPDATE message, one Route 53 change batch ------------------------------
+
+CHANGES = [
+    {"name": "postgresql.failsafe.lab.", "type": "A", "before": {"ttl": 5, "values": ["10.0.1.1"]},
+     "after": {"ttl": 5, "values": ["10.0.2.1"]}},
+    {"name": "api.failsafe.lab.", "type": "A",
+     "before": {"ttl": 300, "values": ["10.0.1.8", "10.0.1.9"]},
+     "after": {"ttl": 60, "values": ["10.0.2.8"]}},
+    {"name": "new.failsafe.lab.", "type": "CNAME", "before": None,
+     "after": {"ttl": 30, "values": ["lb.example.com."]}},
+]
+
+
+def sections(message):
+    """(prerequisite lines, update lines) of an UPDATE message's text."""
+    text = message.to_text()
+    prerequisite, update = text.split(";PREREQ")[1].split(";UPDATE")
+    return _record_lines(prerequisite), _record_lines(update)
+
+
+def _record_lines(part):
+    return sorted(line for line in part.splitlines() if line and not line.startswith(";"))
+
+
+def test_one_update_message_carries_every_change_guarded_by_the_records_as_read():
+    message = provider(key_name=None, key_secret=None).update_message(CHANGES)
+    prerequisite, update = sections(message)
+    # Each record exactly as read (value-dependent "RRset exists"), or its absence.
+    assert prerequisite == sorted([
+        "postgresql.failsafe.lab. 0 IN A 10.0.1.1",
+        "api.failsafe.lab. 0 IN A 10.0.1.8", "api.failsafe.lab. 0 IN A 10.0.1.9",
+        "new.failsafe.lab. NONE CNAME",
+    ])
+    # Per record: delete the RRset, add the new one with its TTL.
+    assert update == sorted([
+        "postgresql.failsafe.lab. ANY A", "postgresql.failsafe.lab. 5 IN A 10.0.2.1",
+        "api.failsafe.lab. ANY A", "api.failsafe.lab. 60 IN A 10.0.2.8",
+        "new.failsafe.lab. ANY CNAME", "new.failsafe.lab. 30 IN CNAME lb.example.com.",
+    ])
+
+
+def test_the_update_message_is_signed_with_the_key():
+    import dns.tsigkeyring
+
+    wire = provider().update_message(CHANGES[:1]).to_wire()
+    keyring = dns.tsigkeyring.from_text({"failsafe-lab-update": SECRET})
+    parsed = dns.message.from_wire(wire, keyring=keyring)  # verifies the signature
+    assert parsed.had_tsig and parsed.keyname.to_text() == "failsafe-lab-update."
+
+
+def test_apply_sends_one_message_for_every_change_and_none_without_changes(monkeypatch):
+    sent = answering(monkeypatch, dns.rcode.NOERROR)
+    rfc = provider(key_name=None, key_secret=None)
+    assert rfc.apply(CHANGES) is None  # RFC 2136 has no change ID
+    assert len(sent) == 1 and sent[0].opcode() == dns.opcode.UPDATE
+    assert rfc.apply([]) is None and len(sent) == 1
+
+
+@pytest.mark.parametrize("rcode, kind, words", [
+    (dns.rcode.NXRRSET, "changed", "refused the whole update (NXRRSET): a record changed after it was read"),
+    (dns.rcode.YXRRSET, "changed", "refused the whole update (YXRRSET)"),
+    (dns.rcode.REFUSED, "rights", "the key is refused for these names"),
+    (dns.rcode.NOTAUTH, "zone", "not authoritative for zone failsafe.lab. (NOTAUTH)"),
+    (dns.rcode.SERVFAIL, "error", "answered SERVFAIL to the update"),
+])
+def test_update_answers_become_refusals_that_say_nothing_changed(monkeypatch, rcode, kind, words):
+    answering(monkeypatch, rcode)
+    with pytest.raises(DnsError) as info:
+        provider(key_name=None, key_secret=None).apply(CHANGES)
+    assert info.value.kind == kind and words in str(info.value)
+    assert "No record was changed" in str(info.value)
+
+
+@pytest.mark.parametrize("exception", [dns.exception.Timeout, EOFError])
+def test_an_update_without_an_answer_is_not_called_unchanged(monkeypatch, exception):
+    def fail(*args, **kwargs):
+        raise exception()
+    monkeypatch.setattr(_dns.dns.query, "tcp", fail)
+    with pytest.raises(DnsError) as info:
+        provider().apply(CHANGES)
+    assert info.value.kind == "unreachable"
+    assert "may have been applied or not" in str(info.value)
+    assert "Nothing was changed" not in str(info.value)
+
+
+def test_a_refused_key_says_so_and_that_nothing_changed(monkeypatch):
+    def fail(*args, **kwargs):
+        raise dns.tsig.PeerBadSignature()
+    monkeypatch.setattr(_dns.dns.query, "tcp", fail)
+    with pytest.raises(DnsError) as info:
+        provider().apply(CHANGES)
+    assert info.value.kind == "key" and "the key is refused" in str(info.value)
+    assert "Nothing was changed" in str(info.value)
+
+
+class Changing:
+    """A Route 53 client that records change_resource_record_sets calls."""
+
+    def __init__(self, error=None):
+        self.calls, self.error = [], error
+
+    def change_resource_record_sets(self, **kwargs):
+        import botocore.exceptions
+
+        self.calls.append(kwargs)
+        if self.error:
+            raise botocore.exceptions.ClientError({"Error": {"Code": self.error,
+                                                             "Message": "from AWS"}},
+                                                  "ChangeResourceRecordSets")
+        return {"ChangeInfo": {"Id": "/change/C0123", "Status": "PENDING"}}
+
+
+def r53_changing(error=None):
+    r53 = _dns.Route53Provider(ZONE, hosted_zone_id="Z123", access_key="a", secret_key="s")
+    r53.client = Changing(error)
+    return r53
+
+
+def test_route53_one_change_batch_of_upserts():
+    batch = r53_changing().change_batch(CHANGES)
+    assert [c["Action"] for c in batch["Changes"]] == ["UPSERT"] * 3
+    assert batch["Changes"][1]["ResourceRecordSet"] == {
+        "Name": "api.failsafe.lab.", "Type": "A", "TTL": 60,
+        "ResourceRecords": [{"Value": "10.0.2.8"}]}
+    assert batch["Changes"][2]["ResourceRecordSet"]["Type"] == "CNAME"
+
+
+def test_route53_apply_makes_one_call_and_returns_the_change_id():
+    r53 = r53_changing()
+    assert r53.apply(CHANGES) == "C0123"
+    assert len(r53.client.calls) == 1
+    assert r53.client.calls[0]["HostedZoneId"] == "Z123"
+    assert len(r53.client.calls[0]["ChangeBatch"]["Changes"]) == 3
+    assert r53.apply([]) is None and len(r53.client.calls) == 1
+
+
+@pytest.mark.parametrize("code, kind, words", [
+    ("InvalidChangeBatch", "record", "refused the change batch (InvalidChangeBatch"),
+    ("AccessDenied", "rights", "may not call change_resource_record_sets"),
+    ("InvalidClientTokenId", "key", "rejected the AWS credentials"),
+])
+def test_route53_change_refusals(code, kind, words):
+    with pytest.raises(DnsError) as info:
+        r53_changing(code).apply(CHANGES)
+    assert info.value.kind == kind and words in str(info.value)
+
+
+# Agreement: waiting for every server -------------------------------------------------------------
+
+class Answers:
+    """A stand-in provider whose servers answer from a script: answers[n] for round n."""
+
+    name = "rfc2136"
+
+    def __init__(self, rounds):
+        self.rounds, self.asked = rounds, 0
+
+    def authoritative_servers(self, explicit=None):
+        return [("primary:53", "10.0.0.1", 53), ("secondary:53", "10.0.0.2", 53)]
+
+    def answer_of(self, address, port, name, rdtype):
+        self.asked += 1
+        round_ = min((self.asked - 1) // 2, len(self.rounds) - 1)
+        return self.rounds[round_][address]
+
+    def serial_at(self, address, port):
+        return 7
+
+
+def test_agreement_waits_until_every_server_answers_the_new_values():
+    new, old = {"ttl": 5, "values": ["10.0.2.1"]}, {"ttl": 5, "values": ["10.0.1.1"]}
+    stand_in = Answers([{"10.0.0.1": new, "10.0.0.2": old}, {"10.0.0.1": new, "10.0.0.2": new}])
+    agreement = _dns.Agreement(stand_in, CHANGES[:1])
+    seconds = agreement.wait(5, interval=0.001)
+    assert seconds is not None and stand_in.asked == 4
+    assert [r["agreed_after"] is not None for r in agreement.reports()] == [True, True]
+
+
+def test_agreement_fails_with_what_the_late_server_answers():
+    new, old = {"ttl": 5, "values": ["10.0.2.1"]}, {"ttl": 5, "values": ["10.0.1.1"]}
+    agreement = _dns.Agreement(Answers([{"10.0.0.1": new, "10.0.0.2": old}]), CHANGES[:1])
+    with pytest.raises(DnsError) as info:
+        agreement.wait(0, interval=0.001)
+    assert info.value.kind == "disagree"
+    assert "secondary:53 answers postgresql.failsafe.lab. A: 10.0.1.1 (ttl 5)" in str(info.value)
+    assert "primary:53 answers" not in str(info.value)

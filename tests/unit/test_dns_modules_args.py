@@ -10,7 +10,7 @@ import re
 
 import pytest
 
-DNS_MODULES = ["dns_preflight", "dns_verify"]
+DNS_MODULES = ["dns_preflight", "dns_verify", "dns_update"]
 SECRET = re.compile(r"(secret|password|token)")
 MINIMAL = {"zone": "failsafe.lab", "server": "127.0.0.1", "records": [{"name": "api", "values": ["10.0.0.1"]}]}
 
