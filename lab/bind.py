@@ -127,6 +127,9 @@ controls {{ }};
   file "{self.zone_file}";
   notify explicit;
   also-notify {{ {notify} }};
+  # NOTIFY at once after every update (BIND waits up to 5 s after the previous one otherwise):
+  # the secondary answers a switched name within milliseconds.
+  notify-delay 0;
   allow-transfer {{ key {XFR_KEY_NAME}; }};
   update-policy {{
 {grants}
