@@ -19,6 +19,7 @@ MODULE_NAMES = sorted(p.stem for p in (Path(__file__).resolve().parents[2] / "pl
 MINIMAL = {
     "postgresql_copy_rows": {"source": {"host": "pg-east"}, "target": {"host": "pg-east"},
                              "tables": ["orders"]},
+    "postgresql_corruption_info": {"node": {"host": "pg-east"}},
     "postgresql_failover": {"nodes": [{"name": "pg-east", "host": "pg-east"}]},
     "postgresql_promote": {"node": {"host": "pg-west"}},
     "postgresql_read_only": {"node": {"host": "pg-east"}, "read_only": True},
@@ -32,6 +33,7 @@ MINIMAL = {
 # Where each module takes a secret: a path of option names.
 SECRETS = {
     "postgresql_copy_rows": [("source", "password"), ("target", "password")],
+    "postgresql_corruption_info": [("node", "password")],
     "postgresql_failover": [("nodes", "password")],
     "postgresql_promote": [("node", "password"), ("primary", "password")],
     "postgresql_read_only": [("node", "password")],
@@ -104,6 +106,7 @@ def test_each_missing_required_option_fails_clearly(name, option, run_module):
                                         ("postgresql_replication_info", "node"),
                                         ("postgresql_sync_replication", "node"),
                                         ("postgresql_copy_rows", "source"),
+                                        ("postgresql_corruption_info", "node"),
                                         ("postgresql_copy_rows", "target")])
 def test_peer_without_host_fails_clearly(name, peer, run_module):
     args = dict(MINIMAL[name])
