@@ -144,8 +144,8 @@ def _key_match(schema, table, key_columns):
     return sql.SQL("NOT EXISTS (SELECT 1 FROM {} t WHERE {})").format(
         sql.Identifier(schema, table),
         sql.SQL(" AND ").join(
-            sql.SQL("t.{name} = k.{name}::{type}").format(name=sql.Identifier(c["name"]),
-                                                           type=sql.SQL(c["type"]))
+            sql.SQL("t.{name} = k.{name}::{type}").format(
+                name=sql.Identifier(c["name"]), type=sql.SQL(c["type"]))
             for c in key_columns))
 
 
