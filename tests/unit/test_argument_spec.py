@@ -17,6 +17,9 @@ MODULE_NAMES = sorted(p.stem for p in (Path(__file__).resolve().parents[2] / "pl
 
 # The smallest valid arguments of each module: exactly its required options.
 MINIMAL = {
+    "postgresql_copy_rows": {"source": {"host": "pg-east"}, "target": {"host": "pg-east"},
+                             "tables": ["orders"]},
+    "postgresql_corruption_info": {"node": {"host": "pg-east"}},
     "postgresql_failover": {"nodes": [{"name": "pg-east", "host": "pg-east"}]},
     "postgresql_partition_decision": {"nodes": [{"name": "pg-east", "host": "pg-east"}]},
     "postgresql_promote": {"node": {"host": "pg-west"}},
@@ -32,6 +35,8 @@ MINIMAL = {
 
 # Where each module takes a secret: a path of option names.
 SECRETS = {
+    "postgresql_copy_rows": [("source", "password"), ("target", "password")],
+    "postgresql_corruption_info": [("node", "password")],
     "postgresql_failover": [("nodes", "password")],
     "postgresql_partition_decision": [("nodes", "password")],
     "postgresql_promote": [("node", "password"), ("primary", "password")],
@@ -105,7 +110,10 @@ def test_each_missing_required_option_fails_clearly(name, option, run_module):
                                         ("postgresql_promote", "node"),
                                         ("postgresql_read_only", "node"),
                                         ("postgresql_replication_info", "node"),
-                                        ("postgresql_sync_replication", "node")])
+                                        ("postgresql_sync_replication", "node"),
+                                        ("postgresql_copy_rows", "source"),
+                                        ("postgresql_corruption_info", "node"),
+                                        ("postgresql_copy_rows", "target")])
 def test_peer_without_host_fails_clearly(name, peer, run_module):
     args = dict(MINIMAL[name])
     args[peer] = {"port": 5433}
@@ -134,14 +142,14 @@ def test_minimal_arguments_are_valid_and_defaults_apply(name, build_module):
 @pytest.mark.parametrize("name", MODULE_NAMES)
 def test_bad_choice_and_type_are_refused(name, run_module):
     args = json.loads(json.dumps(MINIMAL[name]))
-    target = args.get("node") or args.get("primary") or args["nodes"][0]
+    target = args.get("node") or args.get("primary") or args.get("target") or args["nodes"][0]
     target["ssl_mode"] = "bogus"
     code, result = run_module(name, args)
     assert code == 1
     assert "must be one of: allow, disable, prefer, require, verify-ca, verify-full, got: bogus" \
         in result["msg"]
     args = json.loads(json.dumps(MINIMAL[name]))
-    target = args.get("standby") or args.get("node") or args["nodes"][0]
+    target = args.get("standby") or args.get("node") or args.get("source") or args["nodes"][0]
     target["port"] = "five"
     code, result = run_module(name, args)
     assert code == 1 and "cannot be converted to an int" in result["msg"]

@@ -434,7 +434,8 @@ def test_examples_use_the_fqcn_and_existing_options(name, argument_spec):
         assert set(args) <= set(spec), sorted(set(args) - set(spec))
         assert required <= set(args), sorted(required - set(args))
         for option, value in args.items():
-            if spec[option].get("type") == "dict" and not isinstance(value, str):  # str: a template
+            if spec[option].get("type") == "dict" and spec[option].get("options") \
+                    and not isinstance(value, str):  # str: a template
                 suboptions = spec[option]["options"]
                 assert set(value) <= set(suboptions), (option, sorted(set(value) - set(suboptions)))
                 assert {k for k, v in suboptions.items() if v.get("required")} <= set(value), option

@@ -13,7 +13,8 @@ import yaml
 
 ROLES = Path(__file__).resolve().parents[2] / "roles"
 # Roles this test holds to.
-CHECKED = ["dns_failover", "postgresql_rejoin", "app_traffic"]
+CHECKED = ["dns_failover", "postgresql_rejoin", "app_traffic", "postgresql_recover_rows",
+           "postgresql_crash_recovery"]
 ALL_ROLES = sorted(p.parent.parent.name for p in ROLES.glob("*/meta/argument_specs.yml"))
 
 
