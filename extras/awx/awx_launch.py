@@ -306,10 +306,18 @@ def job_metadata(template: dict, job_id: int = 1, user: str = "admin") -> dict:
 
 
 def launch(objects: dict, name: str, answers: dict | None = None,
-           credential_inputs: dict | None = None, job_id: int = 1, prefill: bool = True) -> dict:
+           credential_inputs: dict | None = None, job_id: int = 1, prefill: bool = True,
+           job_type: str | None = None) -> dict:
     """Everything AWX gives ansible-playbook for one launch of a job template (prefill: from
-    the UI; False: by the API or a schedule, see survey_extra_vars)."""
+    the UI; False: by the API or a schedule, see survey_extra_vars; job_type: the job type
+    chosen at launch, which the template must prompt for)."""
     template = job_template(objects, name)
+    if job_type is not None:
+        if job_type not in ("run", "check"):
+            raise LaunchError(f"job type {job_type!r} is not run or check")
+        if job_type != template.get("job_type") and not template.get("ask_job_type_on_launch"):
+            raise LaunchError(f"{name!r} does not prompt for the job type on launch")
+        template["job_type"] = job_type
     extra_vars = job_metadata(template, job_id)
     extra_vars.update(survey_extra_vars(template, answers, prefill=prefill))
     if credential_inputs is not None:  # None: credentials are left out (the command line tool)
@@ -364,6 +372,7 @@ def main(argv=None) -> int:
                         help="survey answer VARIABLE=VALUE (JSON values: 60, [\"redis\"])")
     parser.add_argument("-i", "--inventory", default="inventories/production")
     parser.add_argument("--objects", default=str(OBJECTS_FILE))
+    parser.add_argument("--check", action="store_true", help="launch with job type check")
     parser.add_argument("--list", action="store_true", help="list the job templates")
     args = parser.parse_args(argv)
     objects = load_objects(args.objects)
@@ -372,7 +381,8 @@ def main(argv=None) -> int:
             print(f"{entry['name']}: {entry['playbook']}")
         return 0
     try:
-        run = launch(objects, args.template, dict(args.answer))
+        run = launch(objects, args.template, dict(args.answer),
+                     job_type="check" if args.check else None)
     except (KeyError, LaunchError) as exc:
         print(f"AWX would refuse this launch: {exc}", file=sys.stderr)
         return 2

@@ -178,6 +178,17 @@ def test_variable_check_finds_an_unread_variable():
     assert not variable_is_read("failsafe_target_region", REPO / "playbooks" / "backup.yml")
 
 
+@pytest.mark.parametrize("template", TEMPLATES, ids=[t["name"] for t in TEMPLATES])
+def test_a_template_that_takes_a_run_lock_carries_the_postgresql_credential(template):
+    """The AWX inventory keeps the run locks in PostgreSQL (several AWX nodes): a template
+    whose playbook takes a lock needs the credential that reaches it."""
+    inventory = next(i for i in OBJECTS["inventories"] if i["name"] == template["inventory"])
+    assert inventory["variables"]["failsafe_lock_backend"] == "postgresql"
+    files, _ = reachable(REPO / template["playbook"])
+    if any("failsafe.datastores.lock" in p.read_text() or "run_lock" in p.read_text() for p in files):
+        assert "Failsafe PostgreSQL" in template["credentials"], template["name"]
+
+
 def test_workflow_survey_variables_are_read_by_its_jobs():
     for workflow in OBJECTS["workflow_job_templates"]:
         playbooks = [REPO / awx_launch.job_template(OBJECTS, node["unified_job_template"])["playbook"]
