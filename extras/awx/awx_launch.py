@@ -1,4 +1,3 @@
-#!/usr/bin/env python3
 # -*- coding: utf-8 -*-
 # Copyright: failsafe.datastores contributors
 # GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
@@ -366,7 +365,7 @@ def _answer(text: str):
 
 
 def main(argv=None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n", maxsplit=1)[0])
     parser.add_argument("template", nargs="?", help="job template name")
     parser.add_argument("-a", "--answer", action="append", type=_answer, default=[],
                         help="survey answer VARIABLE=VALUE (JSON values: 60, [\"redis\"])")

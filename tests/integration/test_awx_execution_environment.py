@@ -51,7 +51,7 @@ def offline_env(**extra) -> dict:
 
 def run(argv, **kwargs):
     proc = subprocess.run(argv, capture_output=True, text=True, timeout=kwargs.pop("timeout", 600),
-                          **kwargs)
+                          check=False, **kwargs)
     assert proc.returncode == 0, f"{shlex.join(map(str, argv))}:\n{proc.stdout}\n{proc.stderr}"
     return proc
 

@@ -88,7 +88,7 @@ def awx(lab_env, tmp_path_factory):
     path = tmp_path_factory.mktemp("awx-inventory") / "hosts.yml"
     path.write_text(yaml.safe_dump(inventory))
     secrets = [value for creds in inputs.values() for field, value in creds.items()
-               if field in {f for _, f in SECRETS.values()}]
+               if field in {pair[1] for pair in SECRETS.values()}]
     assert len(secrets) >= 7 and not any(str(s) in path.read_text() for s in secrets)
     yield path, inputs, prefix
     S3Store(lab_env, prefix).cleanup()
@@ -96,7 +96,7 @@ def awx(lab_env, tmp_path_factory):
 
 def run_template(run_playbook, awx, name, answers=None, prefill=True, job_type=None,
                  extra=None):
-    inventory, inputs, _ = awx
+    inventory, inputs = awx[0], awx[1]
     launch = awx_launch.launch(OBJECTS, name, answers, credential_inputs=inputs, prefill=prefill,
                                job_type=job_type)
     extravars = dict(launch["extravars"], **(extra or {}))
@@ -175,7 +175,7 @@ def test_dns_failover_launched_as_a_check_run(awx, dns_zone, run_playbook, lab_s
 
 
 def test_scheduled_backup_then_verification(awx, run_playbook, lab_secrets, lab_env):
-    _, _, prefix = awx
+    prefix = awx[2]
     schedules = {s["unified_job_template"]: s for s in OBJECTS["schedules"]}
     backup_launch, backup = run_template(run_playbook, awx, "Failsafe backup", prefill=False,
                                          answers=schedules["Failsafe backup"].get("extra_data"))
@@ -191,4 +191,3 @@ def test_scheduled_backup_then_verification(awx, run_playbook, lab_secrets, lab_
     assert_clean(verify, verify_launch, lab_secrets)
     verified = results(verify, "backup_verify")
     assert verified and all(not r.get("failed") for r in verified)
-
