@@ -212,7 +212,8 @@ def ui_default(question):
     return default
 
 
-def survey_extra_vars(template: dict, answers: dict | None = None, prefill: bool = True) -> dict:
+def survey_extra_vars(template: dict, answers: dict | None = None, prefill: bool = True,
+                      validate_required: bool = True) -> dict:
     """Template extra vars -> survey defaults -> answers; LaunchError when AWX refuses.
 
     prefill=True is a launch from the UI, whose form starts from every default; prefill=False
@@ -245,7 +246,7 @@ def survey_extra_vars(template: dict, answers: dict | None = None, prefill: bool
     extra_vars.update(defaults)
     errors = []
     for question in survey["spec"]:
-        errors += survey_element_errors(question, {**defaults, **answers})
+        errors += survey_element_errors(question, {**defaults, **answers}, validate_required)
     unknown = set(answers) - {question["variable"] for question in survey["spec"]}
     if unknown and not template.get("ask_variables_on_launch"):
         errors.append(f"variables {sorted(unknown)} are not allowed on launch")
@@ -306,7 +307,7 @@ def job_metadata(template: dict, job_id: int = 1, user: str = "admin") -> dict:
 
 def launch(objects: dict, name: str, answers: dict | None = None,
            credential_inputs: dict | None = None, job_id: int = 1, prefill: bool = True,
-           job_type: str | None = None) -> dict:
+           job_type: str | None = None, skip_required: bool = False) -> dict:
     """Everything AWX gives ansible-playbook for one launch of a job template (prefill: from
     the UI; False: by the API or a schedule, see survey_extra_vars; job_type: the job type
     chosen at launch, which the template must prompt for)."""
@@ -318,7 +319,8 @@ def launch(objects: dict, name: str, answers: dict | None = None,
             raise LaunchError(f"{name!r} does not prompt for the job type on launch")
         template["job_type"] = job_type
     extra_vars = job_metadata(template, job_id)
-    extra_vars.update(survey_extra_vars(template, answers, prefill=prefill))
+    extra_vars.update(survey_extra_vars(template, answers, prefill=prefill,
+                                        validate_required=not skip_required))
     if credential_inputs is not None:  # None: credentials are left out (the command line tool)
         extra_vars.update(credential_extra_vars(objects, template, credential_inputs))
     return {
@@ -331,6 +333,41 @@ def launch(objects: dict, name: str, answers: dict | None = None,
         "tags": template.get("job_tags") or None,
         "skip_tags": template.get("skip_tags") or None,
     }
+
+
+def workflow(objects: dict, name: str) -> dict:
+    for entry in objects["workflow_job_templates"]:
+        if entry["name"] == name:
+            return entry
+    raise KeyError(f"no workflow job template named {name!r}")
+
+
+def launch_in_workflow(objects: dict, workflow_name: str, node: str, answers: dict | None = None,
+                       credential_inputs: dict | None = None, artifacts: dict | None = None,
+                       job_id: int = 1) -> dict:
+    """A node's job of a workflow: the workflow's survey (defaults from the UI form, then the
+    answers) gives extra vars to every job, whatever the job template prompts for; the job
+    template's own extra vars and valid survey defaults come first; the artifacts (set_stats)
+    of the jobs before it are added (AWX: WorkflowJobNode.get_job_kwargs)."""
+    flow = workflow(objects, workflow_name)
+    flow_vars = survey_extra_vars({"name": flow["name"], "extra_vars": flow.get("extra_vars") or {},
+                                   "survey": flow.get("survey")}, answers, prefill=True)
+    entry = next(n for n in flow["nodes"] if n["identifier"] == node)
+    run = launch(objects, entry["unified_job_template"], None, credential_inputs, job_id,
+                 prefill=False, skip_required=True)
+    extra_vars = dict(run["extravars"])
+    extra_vars.update(artifacts or {})
+    extra_vars.update(flow_vars)
+    extra_vars.update(awx_workflow_job_id=job_id, awx_workflow_job_name=flow["name"],
+                      tower_workflow_job_id=job_id, tower_workflow_job_name=flow["name"])
+    template = job_template(objects, entry["unified_job_template"])
+    missing = [q["variable"] for q in (template.get("survey") or {}).get("spec", [])
+               if q["required"] and q["variable"] not in extra_vars]
+    if missing:
+        raise LaunchError(f"node {node!r}: {missing} value missing (neither the workflow nor "
+                          "the template gives it)")
+    run["extravars"] = extra_vars
+    return run
 
 
 def command_line(run: dict, inventory: str = "inventories/production") -> list[str]:

@@ -95,11 +95,17 @@ def awx(lab_env, tmp_path_factory):
 
 
 def run_template(run_playbook, awx, name, answers=None, prefill=True, job_type=None,
-                 extra=None):
+                 workflow=None, artifacts=None):
+    """Run a job template (or, with workflow=(workflow name, node), a workflow node's job) as AWX
+    would launch it."""
     inventory, inputs = awx[0], awx[1]
-    launch = awx_launch.launch(OBJECTS, name, answers, credential_inputs=inputs, prefill=prefill,
-                               job_type=job_type)
-    extravars = dict(launch["extravars"], **(extra or {}))
+    if workflow:
+        launch = awx_launch.launch_in_workflow(OBJECTS, workflow[0], workflow[1], answers,
+                                               credential_inputs=inputs, artifacts=artifacts)
+    else:
+        launch = awx_launch.launch(OBJECTS, name, answers, credential_inputs=inputs,
+                                   prefill=prefill, job_type=job_type)
+    extravars = launch["extravars"]
     runner = run_playbook(launch["playbook"], inventory=inventory, extravars=extravars,
                           limit=launch["limit"], check=launch["check"], diff=launch["diff"],
                           verbosity=launch["verbosity"])
@@ -134,11 +140,14 @@ def assert_clean(runner, launch, secrets):
 def test_workflow_jobs_readiness_check_then_status(awx, pg_pair, redis_pair, run_playbook,
                                                    lab_secrets):
     """The first and the last job of the approved regional-failover workflow, as AWX runs them
-    (the failover itself, between the approval and the status, is not run here)."""
-    launch, runner = run_template(run_playbook, awx, "Failsafe regional failover readiness",
-                                  {"failsafe_target_region": "us-west"})
+    with the workflow's survey answers (the failover itself, between the approval and the
+    status, is not run here)."""
+    flow = "Failsafe regional failover (approved)"
+    answers = {"failsafe_target_region": "us-west"}
+    launch, runner = run_template(run_playbook, awx, None, answers, workflow=(flow, "readiness"))
     assert launch["check"] and launch["diff"] and launch["limit"] is None
     assert launch["extravars"]["failsafe_pg_password"]  # from the credential, not the inventory
+    assert launch["extravars"]["regional_failover_accept_data_loss"] == "false"
     assert_clean(runner, launch, lab_secrets)
     preflight = results(runner, "run_preflight")[0]
     assert preflight["target_region"] == "us-west"
@@ -153,7 +162,9 @@ def test_workflow_jobs_readiness_check_then_status(awx, pg_pair, redis_pair, run
     # gets the readiness job's, and must not take them for unknown variables.
     handed = artifacts(runner)
     assert {"failsafe_run", "failsafe_postgresql_switchover"} <= set(handed)
-    status_launch, status = run_template(run_playbook, awx, "Failsafe status", extra=handed)
+    status_launch, status = run_template(run_playbook, awx, None, answers, workflow=(flow, "status"),
+                                         artifacts=handed)
+    assert status_launch["extravars"]["failsafe_run"] == handed["failsafe_run"]
     assert_clean(status, status_launch, lab_secrets)
     assert "us-east" in status.stdout_text and "us-west" in status.stdout_text
     assert artifacts(status)["failsafe_status"]

@@ -302,6 +302,18 @@ def test_workflow_asks_a_person_before_the_promotion():
     assert readiness["job_type"] == "check" and readiness["playbook"] == "playbooks/regional_failover.yml"
 
 
+def test_every_workflow_node_launches_with_the_workflow_answers():
+    for flow in OBJECTS["workflow_job_templates"]:
+        answers = {q["variable"]: q["choices"][0] for q in flow["survey"]["spec"]
+                   if q["required"] and "default" not in q}
+        jobs = [awx_launch.launch_in_workflow(OBJECTS, flow["name"], node["identifier"], answers)
+                for node in flow["nodes"] if "unified_job_template" in node]
+        assert len(jobs) == 3
+        assert all(job["extravars"]["failsafe_target_region"] == "us-west" for job in jobs)
+        with pytest.raises(awx_launch.LaunchError, match="failsafe_target_region"):
+            awx_launch.launch_in_workflow(OBJECTS, flow["name"], "readiness", {})
+
+
 def test_scheduled_templates_launch_on_their_defaults():
     scheduled = {s["unified_job_template"] for s in OBJECTS["schedules"]}
     assert {"Failsafe backup verification", "Failsafe DR drill"} <= scheduled
