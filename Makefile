@@ -6,7 +6,7 @@ PY := $(VENV)/bin/python
 export ANSIBLE_CONFIG := $(CURDIR)/ansible.cfg
 export PATH := $(CURDIR)/$(VENV)/bin:$(PATH)
 
-.PHONY: help venv deps test-deps lab-deps lab-up lab-down lab-status demo test unit integration sanity lint bench clean
+.PHONY: help venv deps test-deps lab-deps lab-up lab-down lab-status demo test unit integration sanity lint bench clean ee-context
 
 help:
 	@echo "make demo        start the lab, a regional failover and failback under live clients, a backup and restore, stop the lab"
@@ -14,6 +14,7 @@ help:
 	@echo "make lab-up | lab-down | lab-status    the local lab (real servers on loopback)"
 	@echo "make lint        ansible-lint (production profile) and ansible-test sanity"
 	@echo "make bench       switchover and failover benchmarks, JSON under bench/results/"
+	@echo "make ee-context  the execution environment's build context (offline) in build/ee/context (docs/awx.md)"
 
 # Debian packages (only where root; otherwise they must already be there).
 lab-deps:
@@ -62,5 +63,11 @@ test: test-deps venv
 bench: deps
 	$(PY) -m bench
 
+# The AWX execution environment's build context (execution-environment.yml, docs/awx.md): the
+# collection tarball, then `ansible-builder create` (offline). Build the image from it with
+# podman or docker: podman build -f build/ee/context/Containerfile -t IMAGE build/ee/context
+ee-context: venv
+	@bash extras/awx/ee-context.sh build/ee
+
 clean: lab-down
-	rm -rf tests/output .pytest_cache
+	rm -rf tests/output .pytest_cache build

@@ -29,6 +29,7 @@ from ansible_collections.failsafe.datastores.plugins.module_utils._preflight imp
     unknown_variables,
 )
 from ansible_collections.failsafe.datastores.plugins.module_utils._variables import (
+    ARTIFACT_VARIABLES,
     INVENTORY_VARIABLES,
     RUN_VARIABLES,
 )
@@ -103,7 +104,7 @@ class ActionModule(ActionBase):
         result.update(changed=False, warnings=[])
         try:
             options = role_options()
-            known = set(INVENTORY_VARIABLES) | set(RUN_VARIABLES)
+            known = set(INVENTORY_VARIABLES) | set(RUN_VARIABLES) | set(ARTIFACT_VARIABLES)
             for names in options.values():
                 known.update(names)
             refused, reported = unknown_variables(load_extra_vars(self._loader), known, options)

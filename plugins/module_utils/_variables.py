@@ -139,6 +139,26 @@ RUN_VARIABLES = (
     "failsafe_backup_history_db",
 )
 
+# What the playbooks publish with set_stats (the run report's figures). An AWX workflow hands a
+# job's set_stats to the jobs after it as extra vars (docs/awx.md): run_preflight takes them as
+# known, so that they are not reported as variables nothing reads. failsafe_report_dir, which
+# some roles publish too, is a run variable above. tests/unit/test_variables.py keeps this list
+# equal to the set_stats keys of roles/ and playbooks/.
+ARTIFACT_VARIABLES = (
+    "failsafe_backup",
+    "failsafe_backup_verify",
+    "failsafe_dns_failover",
+    "failsafe_dr_drill",
+    "failsafe_postgresql_failover",
+    "failsafe_postgresql_switchover",
+    "failsafe_postgresql_unfence",
+    "failsafe_redis_failover",
+    "failsafe_restore",
+    "failsafe_restore_integrity",
+    "failsafe_run",
+    "failsafe_status",
+)
+
 # Variables that choose what a run changes: a mistyped -e name close to one of these is refused,
 # not only reported, because without it the run would pick a target by itself.
 TARGET_SELECTING = (
