@@ -7,6 +7,8 @@ from __future__ import annotations
 
 import pytest
 
+from lab.bind import SWITCHED_NAMES
+
 WRONG_SECRET = "d3Jvbmctc2VjcmV0LXdyb25nLXNlY3JldC13cm9uZy0wMDA="
 ELSEWHERE = "192.0.2.77"  # a third address: the "someone else" of the concurrent change
 
@@ -34,18 +36,18 @@ def test_update_switches_every_record_in_one_update_four_steps(dns_zone, run_mod
     serials = dns_zone.serials()
     args = dns_zone.conn(records=dns_zone.records("us-west"), wait_timeout=20)
 
-    # 1. check mode: would change all three, shows the diff, sends no update (no serial moves).
+    # 1. check mode: would change every name, shows the diff, sends no update (no serial moves).
     check = run_module("dns_update", args, check=True, diff=True)
     assert not check.failed, check.msg
-    assert check.changed is True and len(check["changes"]) == 3
+    assert check.changed is True and len(check["changes"]) == len(SWITCHED_NAMES)
     key = f"postgresql.{dns_zone.zone} A"
     assert check["diff"]["before"][key] == {"ttl": 5, "values": [east]}
     assert check["diff"]["after"][key] == {"ttl": 5, "values": [west]}
     assert check["servers"] == [] and check["seconds_to_agree"] is None
     assert_unchanged(dns_zone, serials)
 
-    # 2. real: one UPDATE message (the primary's serial moves by exactly one for three
-    # records), and the module returns only once both servers answer the new records: asked
+    # 2. real: one UPDATE message (the primary's serial moves by exactly one for all
+    # the records), and the module returns only once both servers answer the new records: asked
     # right after it, without waiting, both already do.
     before = serial_numbers(dns_zone)
     real = run_module("dns_update", args)
@@ -69,7 +71,7 @@ def test_update_switches_every_record_in_one_update_four_steps(dns_zone, run_mod
     assert not check2.failed and check2.changed is False and check2["changes"] == [], check2
     real2 = run_module("dns_update", args)
     assert not real2.failed and real2.changed is False, real2.msg
-    assert real2["agreed"] is True and len(real2["unchanged"]) == 3
+    assert real2["agreed"] is True and len(real2["unchanged"]) == len(SWITCHED_NAMES)
     assert serial_numbers(dns_zone) == after
 
 
@@ -83,7 +85,7 @@ def test_a_record_changed_between_read_and_update_refuses_the_whole_update(dns_z
     provider = _dns.provider_from_params(params)
     wanted = _dns.wanted_records(params["records"], params["zone"])
     _wanted, _current, changes, _unchanged = _dns.plan_from_params(provider, wanted, params)
-    assert len(changes) == 3
+    assert len(changes) == len(SWITCHED_NAMES)
 
     dns_zone.set_records({"redis": ELSEWHERE})  # the concurrent change, after the read
     serials = dns_zone.serials()
@@ -156,14 +158,14 @@ def test_preflight_proves_the_rights_and_plans_without_a_change(dns_zone, run_mo
     assert result.changed is False
     assert result["zone"]["name"] == dns_zone.zone
     assert result["zone"]["nameservers"] == [f"ns1.{dns_zone.zone}", f"ns2.{dns_zone.zone}"]
-    assert sorted(c["name"] for c in result["changes"]) == [
-        f"postgresql.{dns_zone.zone}", f"redis.{dns_zone.zone}"]
+    assert sorted(c["name"] for c in result["changes"]) == sorted(
+        f"{n}.{dns_zone.zone}" for n in SWITCHED_NAMES if n != "api")
     assert result["unchanged"] == [f"api.{dns_zone.zone}"]
     for change in result["changes"]:
         assert change["before"] == {"ttl": 5, "values": [dns_zone.address("us-east")]}
         assert change["after"] == {"ttl": 5, "values": [dns_zone.address("us-west")]}
     assert set(result["rights"].values()) == {"update allowed"}
-    assert len(result["rights"]) == 3
+    assert len(result["rights"]) == len(SWITCHED_NAMES)
     assert result["max_old_ttl"] == 5
     assert {e["name"] for e in result["expected"]} == {f"{n}.{dns_zone.zone}" for n in dns_zone.names}
     # The rights probe is an update: it must not have changed anything.
@@ -273,8 +275,8 @@ def test_lowering_ttls_keeps_the_values(dns_zone, run_module):
         records=[{"name": n, "type": "A"} for n in dns_zone.names], max_ttl=2))
     assert not plan.failed, plan.msg
     assert [c["after"] for c in plan["changes"]] == \
-        [{"ttl": 2, "values": [dns_zone.address("us-east")]}] * 3
+        [{"ttl": 2, "values": [dns_zone.address("us-east")]}] * len(SWITCHED_NAMES)
     # A cap above the current TTL raises nothing.
     same = run_module("dns_preflight", dns_zone.conn(
         records=[{"name": n, "type": "A"} for n in dns_zone.names], max_ttl=60))
-    assert same["changes"] == [] and len(same["unchanged"]) == 3
+    assert same["changes"] == [] and len(same["unchanged"]) == len(SWITCHED_NAMES)
