@@ -87,7 +87,9 @@ command_stage() {
 pytest_stage unit tests/unit
 command_stage sanity bash tests/sanity/run-sanity.sh
 command_stage ansible-lint "$VENV/bin/ansible-lint"
-pytest_stage integration tests/integration
+# Two pytest-xdist workers, one lab each (tests/integration/conftest.py gives each its own
+# addresses); a file's tests stay on one worker, in order.
+pytest_stage integration tests/integration -n 2 --dist loadfile
 
 if [ -d molecule/default ]; then
   # Molecule's default (delegated) driver converges on localhost with the roles of this checkout.

@@ -84,6 +84,17 @@ ENGINE_PLUGINS = sorted(f"engines.{path.stem}" for path in (HERE / "engines").gl
                         if not path.name.startswith("_"))
 
 
+def _worker_regions() -> str:
+    """The test lab's regions: 127.0.3.1 and 127.0.4.1, or for pytest-xdist's worker gwN
+    (tests/run-all.sh runs two) 127.0.(3+20N).1 and 127.0.(4+20N).1, so that each worker's lab
+    has addresses of its own (and its other sites 127.1.(3+20N).n)."""
+    worker = os.environ.get("PYTEST_XDIST_WORKER", "")
+    number = int(worker[2:]) if worker.startswith("gw") and worker[2:].isdigit() else 0
+    if number == 0:
+        return TEST_REGIONS
+    return f"us-east=127.0.{3 + 20 * number}.1,us-west=127.0.{4 + 20 * number}.1"
+
+
 def _configure_test_lab_env():
     """Point FAILSAFE_LAB_* at the test lab (before any LabConfig.from_env())."""
     state_dir = os.environ.get("FAILSAFE_TEST_LAB_DIR") or f"{TEST_LAB_PREFIX}{os.getpid()}"
@@ -91,7 +102,7 @@ def _configure_test_lab_env():
     # (neither lab bound yet) are unlikely to pick the same ports.
     offset = os.environ.get("FAILSAFE_TEST_LAB_PORT_OFFSET") or str(TEST_PORT_OFFSET + os.getpid() % 50)
     os.environ["FAILSAFE_LAB_DIR"] = state_dir
-    os.environ["FAILSAFE_LAB_REGIONS"] = os.environ.get("FAILSAFE_TEST_LAB_REGIONS") or TEST_REGIONS
+    os.environ["FAILSAFE_LAB_REGIONS"] = os.environ.get("FAILSAFE_TEST_LAB_REGIONS") or _worker_regions()
     os.environ["FAILSAFE_LAB_PORT_OFFSET"] = offset
     os.environ["FAILSAFE_LAB_PORT_SCAN"] = "1"
 

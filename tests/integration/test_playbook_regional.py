@@ -299,7 +299,7 @@ def run_and_interrupt(lab_env, task_pattern, sig, delay, limit="us-west"):
     # Ctrl-C while Redis fails over, once PostgreSQL has moved.
     (r"redis_failover : Fail over in one call", signal.SIGINT, 0.45),
     # The node running Ansible dies while DNS changes (the stores have moved, the names not).
-    (r"dns_failover : Update the records", signal.SIGKILL, 0.3),
+    (r"dns_failover : Switch the records", signal.SIGKILL, 0.3),
 ], ids=["kill-in-postgresql", "ctrl-c-in-redis", "kill-in-dns"])
 def test_a_run_killed_midway_and_run_again_converges_losing_nothing(
         regional_lab, pg_pair, redis_pair, run_playbook, task_pattern, sig, delay):

@@ -41,7 +41,7 @@ def test_lagging_replica_rebuilt_with_reads_on_the_primary(pg_pair, dns_zone, ru
     assert real.status == "successful", real.stdout_text
     rebuilt = task_results(real, REBUILD_TASK)
     assert rebuilt and rebuilt[0]["method"] == "basebackup" and rebuilt[0]["streaming"]
-    moved = [r for r in task_results(real, "Update the records on the RFC 2136 servers")
+    moved = [r for r in task_results(real, "Switch the records of every DNS provider in one atomic update each")
              if r.get("changed")]
     assert len(moved) == 2, "the reads did not move to the primary and back"
     assert started_at(pg_pair, west) > west_start
