@@ -285,3 +285,91 @@ options:
           - M(failsafe.datastores.postgresql_standby) gives it to C(pg_ctl start -l).
         type: path
 '''
+
+    # Connection to the database data is read from.
+    SOURCE = r'''
+options:
+  source:
+    description: Connection to the database data is read from; O(source.db) names it.
+    type: dict
+    required: true
+    suboptions:
+      host:
+        description: Host name or address of the server.
+        type: str
+        required: true
+      port:
+        description: TCP port of the server.
+        type: int
+        default: 5432
+      user:
+        description: Role to connect as; it must read what is copied.
+        type: str
+        default: postgres
+      password:
+        description: Password of O(source.user). Never returned or logged.
+        type: str
+      db:
+        description: Database to connect to.
+        type: str
+        default: postgres
+      connect_timeout:
+        description: Seconds to wait for a connection.
+        type: int
+        default: 5
+      ssl_mode:
+        description: libpq C(sslmode).
+        type: str
+        default: prefer
+        choices: [allow, disable, prefer, require, verify-ca, verify-full]
+      ca_cert:
+        description: CA certificate file for O(source.ssl_mode=verify-ca) and O(source.ssl_mode=verify-full).
+        type: path
+      log_file:
+        description: The server's log file; not used here, accepted so that the C(pg_conn) dict passes unchanged.
+        type: path
+'''
+
+    # Connection to the live database data is written to.
+    TARGET = r'''
+options:
+  target:
+    description: Connection to the live database data is written to; O(target.db) names it.
+    type: dict
+    required: true
+    suboptions:
+      host:
+        description: Host name or address of the server.
+        type: str
+        required: true
+      port:
+        description: TCP port of the server.
+        type: int
+        default: 5432
+      user:
+        description: Role to connect as; it must read and write what is copied.
+        type: str
+        default: postgres
+      password:
+        description: Password of O(target.user). Never returned or logged.
+        type: str
+      db:
+        description: Database to connect to.
+        type: str
+        default: postgres
+      connect_timeout:
+        description: Seconds to wait for a connection.
+        type: int
+        default: 5
+      ssl_mode:
+        description: libpq C(sslmode).
+        type: str
+        default: prefer
+        choices: [allow, disable, prefer, require, verify-ca, verify-full]
+      ca_cert:
+        description: CA certificate file for O(target.ssl_mode=verify-ca) and O(target.ssl_mode=verify-full).
+        type: path
+      log_file:
+        description: The server's log file; not used here, accepted so that the C(pg_conn) dict passes unchanged.
+        type: path
+'''

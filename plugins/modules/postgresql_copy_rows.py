@@ -31,99 +31,22 @@ author:
   - Failsafe Datastores maintainers (@failsafe-datastores)
 extends_documentation_fragment:
   - failsafe.datastores.attributes
+  - failsafe.datastores.postgresql.SOURCE
+  - failsafe.datastores.postgresql.TARGET
 attributes:
   check_mode:
     support: full
     details:
       - Reads both databases (the live one in a read-only transaction) and reports per table the
         rows that would be copied and a sample of their keys; inserts nothing.
+      - O(source) may be O(target) itself in check mode; then only the tables are checked (they
+        exist and have a primary key), which the roles do before anything changes.
   diff_mode:
     support: full
   idempotent:
     description: A second run finds no missing key and copies nothing.
     support: full
 options:
-  source:
-    description:
-      - The database to copy rows from (the restored copy); O(source.db) names it.
-      - In check mode it may be O(target) itself; then only the tables are checked (they exist
-        and have a primary key), which the roles do before anything changes.
-    type: dict
-    required: true
-    suboptions:
-      host:
-        description: Host name or address of the server.
-        type: str
-        required: true
-      port:
-        description: TCP port of the server.
-        type: int
-        default: 5432
-      user:
-        description: Role to connect as; it must read the tables.
-        type: str
-        default: postgres
-      password:
-        description: Password of O(source.user). Never returned or logged.
-        type: str
-      db:
-        description: The database holding the rows to copy back.
-        type: str
-        default: postgres
-      connect_timeout:
-        description: Seconds to wait for a connection.
-        type: int
-        default: 5
-      ssl_mode:
-        description: libpq C(sslmode).
-        type: str
-        default: prefer
-        choices: [allow, disable, prefer, require, verify-ca, verify-full]
-      ca_cert:
-        description: CA certificate file for O(source.ssl_mode=verify-ca) and O(source.ssl_mode=verify-full).
-        type: path
-      log_file:
-        description: The server's log file; not used here, accepted so that the C(pg_conn) dict passes unchanged.
-        type: path
-  target:
-    description: The live database the rows are copied into; O(target.db) names it.
-    type: dict
-    required: true
-    suboptions:
-      host:
-        description: Host name or address of the server.
-        type: str
-        required: true
-      port:
-        description: TCP port of the server.
-        type: int
-        default: 5432
-      user:
-        description: Role to connect as; it must read and insert into the tables.
-        type: str
-        default: postgres
-      password:
-        description: Password of O(target.user). Never returned or logged.
-        type: str
-      db:
-        description: The live database.
-        type: str
-        default: postgres
-      connect_timeout:
-        description: Seconds to wait for a connection.
-        type: int
-        default: 5
-      ssl_mode:
-        description: libpq C(sslmode).
-        type: str
-        default: prefer
-        choices: [allow, disable, prefer, require, verify-ca, verify-full]
-      ca_cert:
-        description: CA certificate file for O(target.ssl_mode=verify-ca) and O(target.ssl_mode=verify-full).
-        type: path
-      log_file:
-        description: The server's log file; not used here, accepted so that the C(pg_conn) dict passes unchanged.
-        type: path
   tables:
     description: Tables (C(table) for C(public.table), or C(schema.table)) whose missing rows are copied back.
     type: list
