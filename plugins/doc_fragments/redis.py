@@ -87,6 +87,50 @@ options:
         default: 3
 '''
 
+    # Every node of a replication group, each named.
+    NODES = r'''
+options:
+  nodes:
+    description:
+      - Every node to read, each a connection dict with a C(name) (the C(redis_conn) filter
+        builds one from an inventory host; add the name with C(combine)).
+    type: list
+    elements: dict
+    required: true
+    suboptions:
+      name:
+        description: Name of the node in the result (the inventory host name).
+        type: str
+        required: true
+      host:
+        description: Host name or address of the server.
+        type: str
+        required: true
+      port:
+        description: TCP port of the server.
+        type: int
+        default: 6379
+      username:
+        description: ACL user to authenticate as; empty for the default user (C(requirepass)).
+        type: str
+      password:
+        description:
+          - Password of O(nodes[].username) (or C(requirepass)).
+          - Never returned or logged.
+        type: str
+      tls:
+        description: Connect with TLS.
+        type: bool
+        default: false
+      ca_cert:
+        description: CA certificate file to verify the server with O(nodes[].tls=true).
+        type: path
+      connect_timeout:
+        description: Seconds to wait for a connection.
+        type: float
+        default: 3
+'''
+
     # The replica to promote.
     REPLICA = r'''
 options:

@@ -32,7 +32,7 @@ _SENTINEL_FIELDS = (
 )
 
 
-def redis_conn(host_vars, sentinel=False):
+def redis_conn(host_vars, sentinel=False, with_name=False):
     if not hasattr(host_vars, "get") or is_sequence(host_vars):
         raise AnsibleFilterError("redis_conn expects a host's variables (hostvars[HOST]), got %s"
                                  % type(host_vars).__name__)
@@ -41,6 +41,8 @@ def redis_conn(host_vars, sentinel=False):
             "host %s has no failsafe_redis_host: set it in the inventory"
             % host_vars.get("inventory_hostname", "?"))
     conn = {}
+    if with_name:
+        conn["name"] = host_vars.get("inventory_hostname")
     for var, key in (_SENTINEL_FIELDS if sentinel else _FIELDS):
         value = host_vars.get(var)
         if value is not None and value != "":

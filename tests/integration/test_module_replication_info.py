@@ -88,3 +88,51 @@ def test_wrong_password_fails_without_showing_it(pg_pair, run_module):
     assert wrong not in result.msg
     assert wrong not in json.dumps(dict(result))
     assert ADMIN_PASSWORD not in json.dumps(dict(result))
+
+
+# postgresql_nodes_info: every node in one call, each as postgresql_replication_info reads it.
+
+def test_nodes_info_reads_every_node_at_once(pg_pair, run_module):
+    nodes = [dict(pg_pair.east.peer(), name="east"), dict(pg_pair.west.peer(), name="west")]
+    for check in (True, False):
+        res = run_module("postgresql_nodes_info", dict(nodes=nodes), check=check)
+        assert not res.failed, res.msg
+        assert res["changed"] is False
+        assert list(res["nodes"]) == ["east", "west"]
+        east, west = res["nodes"]["east"], res["nodes"]["west"]
+        assert east["reachable"] is True and east["role"] == "primary"
+        assert east["read_only"] is False
+        assert west["reachable"] is True and west["role"] == "standby"
+        assert west["wal_receiver"]["sender_port"] == pg_pair.east.port
+        # The same facts, by another client.
+        assert east["system_identifier"] == str(pg_pair.scalar(
+            pg_pair.east, "SELECT system_identifier FROM pg_control_system()"))
+        shown = json.dumps(dict(res)) + res.stdout
+        assert pg_pair.east.password not in shown and "lab-replication-secret" not in shown
+
+
+def test_nodes_info_reports_a_lost_node_and_fails_for_a_refusing_one(
+        pg_pair, run_module, closed_port):
+    port = closed_port(pg_pair.east.host)
+    lost = dict(pg_pair.east.peer(port=port), name="lost")
+    res = run_module("postgresql_nodes_info",
+                     dict(nodes=[lost, dict(pg_pair.west.peer(), name="west")]))
+    assert not res.failed, res.msg
+    assert res["nodes"]["lost"]["reachable"] is False
+    assert str(port) in res["nodes"]["lost"]["unreachable_reason"]
+    assert res["nodes"]["west"]["role"] == "standby"
+
+    refusing = dict(pg_pair.east.peer(password="not-the-password"), name="refusing")
+    res = run_module("postgresql_nodes_info",
+                     dict(nodes=[refusing, dict(pg_pair.west.peer(), name="west")]))
+    assert res.failed
+    assert res.msg.startswith("1 of 2 nodes answered but could not be read - refusing: ")
+    assert res["nodes"]["refusing"]["failed"] is True
+    assert res["nodes"]["west"]["role"] == "standby"
+    assert "not-the-password" not in json.dumps(dict(res)) + res.stdout
+
+
+def test_nodes_info_refuses_two_nodes_of_one_name(pg_pair, run_module):
+    node = dict(pg_pair.east.peer(), name="same")
+    res = run_module("postgresql_nodes_info", dict(nodes=[node, node]))
+    assert res.failed and "the names same appear more than once" in res.msg

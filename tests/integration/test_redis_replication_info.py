@@ -63,3 +63,47 @@ def test_an_unreachable_sentinel_is_reported(redis_pair, run_module):
     assert view["quorum_ok"] is True
     down = [s for s in view["sentinels"] if not s["reachable"]]
     assert len(down) == 1 and down[0]["error"].startswith("cannot reach Sentinel at")
+
+
+# redis_nodes_info: every node in one call, the Sentinels asked once beside them.
+
+def test_nodes_info_reads_every_node_and_the_sentinels_at_once(redis_pair, run_module):
+    nodes = [dict(redis_pair.east.peer(), name="east"), dict(redis_pair.west.peer(), name="west")]
+    for check in (True, False):
+        res = run_module("redis_nodes_info", dict(
+            nodes=nodes, sentinels=redis_pair.sentinel_peers(),
+            master_name=redis_pair.master_name), check=check)
+        assert not res.failed, res.msg
+        assert res["changed"] is False and list(res["nodes"]) == ["east", "west"]
+        east, west = res["nodes"]["east"], res["nodes"]["west"]
+        assert east["reachable"] is True and east["role"] == "master"
+        assert [r["address"] for r in east["replicas"]] == [redis_pair.west.address]
+        assert west["role"] == "replica" and west["master_link_status"] == "up"
+        assert res["sentinel"]["agreed_master"] == redis_pair.east.address
+        assert res["sentinel"]["quorum_ok"] is True
+        # The same roles, by another client.
+        assert redis_pair.role(redis_pair.east) == "master"
+        assert redis_pair.role(redis_pair.west) == "slave"
+
+
+def test_nodes_info_reports_a_lost_node_and_fails_for_a_refusing_one(
+        redis_pair, run_module, closed_port, lab_secrets):
+    port = closed_port(redis_pair.east.host)
+    res = run_module("redis_nodes_info", dict(nodes=[
+        dict(redis_pair.east.peer(port=port), name="lost"),
+        dict(redis_pair.west.peer(), name="west")]))
+    assert not res.failed, res.msg
+    lost = res["nodes"]["lost"]
+    assert lost["failed"] is True and lost["reachable"] is False
+    assert lost["msg"].startswith("cannot reach Redis at")
+    assert res["nodes"]["west"]["role"] == "replica"
+
+    res = run_module("redis_nodes_info", dict(nodes=[
+        dict(redis_pair.east.peer(password="wrong-pw"), name="refusing"),
+        dict(redis_pair.west.peer(), name="west")]))
+    assert res.failed
+    assert res.msg.startswith("1 of 2 nodes answered but could not be read - refusing: "
+                              "authentication failed at Redis at %s" % redis_pair.east.address)
+    assert res["nodes"]["refusing"]["reachable"] is None
+    assert res["nodes"]["west"]["role"] == "replica"
+    assert "wrong-pw" not in json.dumps(dict(res)) + res.stdout

@@ -21,11 +21,13 @@ MINIMAL = {
     "redis_failover": {"master": {"host": "r-east"}, "replica": {"host": "r-west"}},
     "redis_replica": {"login_host": "r-east", "replica_of": {"host": "r-west"}},
     "redis_replication_info": {"login_host": "r-east"},
+    "redis_nodes_info": {"nodes": [{"name": "r-east", "host": "r-east"}]},
 }
 SECRETS = {
     "redis_failover": [("master", "password"), ("replica", "password"), ("sentinels", "password")],
     "redis_replica": [("login_password",), ("replica_of", "password"), ("master_auth",)],
     "redis_replication_info": [("login_password",), ("sentinels", "password")],
+    "redis_nodes_info": [("nodes", "password"), ("sentinels", "password")],
 }
 SECRET_NAME = re.compile(r"pass(word|wd)?$|secret|token|auth$", re.IGNORECASE)
 NAMES = sorted(MINIMAL)
@@ -46,6 +48,8 @@ def with_secrets(name):
         if path[0] == "sentinels":
             args["sentinels"] = [{"host": "s1", "password": value}]
             args["master_name"] = "cache"
+        elif path[0] == "nodes":
+            args["nodes"] = [{"name": "n1", "host": "x", path[1]: value}]
         elif len(path) == 2:
             args.setdefault(path[0], {"host": "x"})[path[1]] = value
         else:
