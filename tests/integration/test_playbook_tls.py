@@ -137,14 +137,14 @@ def replication_over_tls(pair, primary, standby):
 def test_status_reads_the_topology_over_verified_tls(pg_pair, run_playbook, connection_log):
     runner = run_playbook(STATUS)
     assert runner.status == "successful", runner.stdout_text
-    connection_log.assert_all_tls("failsafe.replication_info")
+    # The topology is read by postgresql_nodes_info (every node in one call).
+    connection_log.assert_all_tls("failsafe.nodes_info")
 
 
 def test_switchover_and_its_rejoin_run_over_verified_tls(pg_pair, run_playbook, connection_log):
     runner = run_playbook(SWITCHOVER, limit="us-west")
     assert runner.status == "successful", runner.stdout_text
-    sessions = connection_log.assert_all_tls("failsafe.replication_info",
-                                             "failsafe.switchover")
+    sessions = connection_log.assert_all_tls("failsafe.nodes_info", "failsafe.switchover")
     # The rejoined old primary streams from the new one over TLS (replication sessions).
     assert any(s["replication"] and s["node"] == "us-west" for s in sessions), sessions
     replication_over_tls(pg_pair, pg_pair.west, pg_pair.east)
