@@ -19,7 +19,7 @@ import sys
 import time
 
 from lab.bind import RECORD_TTL, STATIC_NAME, SWITCHED_NAMES, ZONE
-from lab.core import Component, InventoryHost, LabError
+from lab.core import Component, InventoryHost, LabError, port_free
 
 ACCESS_KEY = "failsafe-lab-access"
 SECRET_KEY = "failsafe-lab-route53-secret"
@@ -45,11 +45,13 @@ class Route53Emulator(Component):
     def recording(self):
         return self.home / "requests.jsonl"
 
-    def client(self):
+    def client(self, attempts: int = 3):
         import boto3
+        from botocore.config import Config
 
         return boto3.client("route53", endpoint_url=self.endpoint_url, region_name="us-east-1",
-                            aws_access_key_id=ACCESS_KEY, aws_secret_access_key=SECRET_KEY)
+                            aws_access_key_id=ACCESS_KEY, aws_secret_access_key=SECRET_KEY,
+                            config=Config(retries={"max_attempts": attempts}))
 
     def up(self) -> None:
         try:
@@ -62,10 +64,38 @@ class Route53Emulator(Component):
         env = {"MOTO_ENABLE_RECORDING": "true", "MOTO_RECORDER_FILEPATH": str(self.recording),
                # No AWS credentials of the shell reach it, nor any other endpoint.
                "AWS_ACCESS_KEY_ID": ACCESS_KEY, "AWS_SECRET_ACCESS_KEY": SECRET_KEY}
+        if not port_free(self.host, self.port):
+            raise LabError(f"{self.name}: something else listens on {self.host}:{self.port}; "
+                           "stop it or start the lab with another FAILSAFE_LAB_PORT_OFFSET")
         self.spawn_as_invoker([sys.executable, "-m", "moto.server", "-H", self.host,
                                "-p", str(self.port)], env)
         self.wait_listening(timeout=30)
-        self.create_zone()
+        self.create_zone_when_serving()
+
+    def create_zone_when_serving(self, timeout: float = 30.0) -> None:
+        """Create the zone once the emulator answers (a loaded machine can accept connections
+        before the application serves); a server that exited is reported with its log."""
+        from botocore.exceptions import EndpointConnectionError
+
+        deadline = time.monotonic() + timeout
+        while True:
+            if not self.running():
+                raise LabError(f"{self.name} exited while starting; see {self.log_file}:\n"
+                               + self.log_tail())
+            try:
+                self.create_zone()
+                return
+            except EndpointConnectionError:
+                if time.monotonic() > deadline:
+                    raise LabError(f"{self.name} does not answer on {self.endpoint_url}; "
+                                   f"see {self.log_file}")
+                time.sleep(0.2)
+
+    def log_tail(self, lines: int = 20) -> str:
+        try:
+            return "\n".join(self.log_file.read_text(errors="replace").splitlines()[-lines:])
+        except OSError:
+            return "(no log)"
 
     def spawn_as_invoker(self, argv: list[str], env: dict) -> int:
         import subprocess
@@ -78,8 +108,10 @@ class Route53Emulator(Component):
         return proc.pid
 
     def create_zone(self) -> str:
-        client = self.client()
-        zone_id = client.create_hosted_zone(
+        client = self.client(attempts=1)
+        zones = [z for z in client.list_hosted_zones_by_name(DNSName=ZONE)["HostedZones"]
+                 if z["Name"] == ZONE]  # a retried start finds the zone it made
+        zone_id = zones[0]["Id"] if zones else client.create_hosted_zone(
             Name=ZONE, CallerReference=f"failsafe-lab-{time.time()}")["HostedZone"]["Id"]
         first = next(iter(self.lab.config.regions.values()))
         client.change_resource_record_sets(HostedZoneId=zone_id, ChangeBatch={"Changes": [
