@@ -17,9 +17,11 @@ and would hide the cost of compression). For each of two sizes (default ~1 GB an
            backup_verify (re-read from S3, SHA-256 in-process); also hashlib alone on the same
            local file (the hash engine the modules use, without the S3 read)
 
-Throughput is database bytes (pg_database_size) per second for backup and restore, object bytes
-per second for verification. Peak RSS: the largest process of the collection's backup (module
-Python, pg_dump or zstd; os.wait4 on the module process), for both sizes.
+Before each measured step: CHECKPOINT and sync, so that no step pays for the writeback of the
+previous one. Throughput is database bytes (pg_database_size) per second for backup and
+restore, object bytes per second for verification. Peak RSS: the largest process of the
+collection's backup (module Python, pg_dump or zstd; os.wait4 on the module process), for both
+sizes.
 The modules run as the playbooks run them (their own process, arguments as JSON), without the
 ansible-playbook start-up, which is the same for both sides and not what is compared.
 JSON: bench/results/backup.json (no absolute paths of this machine).
@@ -78,6 +80,15 @@ def fill(conninfo: str, rows: int) -> None:
                     copy.write("".join(batch))
         conn.execute("ALTER TABLE items ADD PRIMARY KEY (id)")
         conn.execute("VACUUM ANALYZE items")
+
+
+def quiesce(admin: str) -> None:
+    """Flush PostgreSQL's dirty buffers and the kernel's dirty pages before a measurement."""
+    import psycopg
+
+    with psycopg.connect(admin, autocommit=True) as conn:
+        conn.execute("CHECKPOINT")
+    os.sync()
 
 
 def run_module(name: str, args: dict) -> tuple[dict, float, int]:
@@ -172,27 +183,27 @@ def measure_size(lab, rows: int, work: Path) -> dict:
     hand_bytes = s3c.client().head_object(Bucket=store["bucket"], Key=hand_key)["ContentLength"]
 
     # Backup: the collection
+    quiesce(admin)
     log("backup, the collection: backup_postgresql")
     ours, ours_backup_s, ours_rss = run_module("backup_postgresql", dict(
         source=peer, store=store, record_counts=False))
     ours_bytes = ours["backup"]["size_bytes"]
 
-    # Restore: hand (download to a file, pg_restore -j 2 into a new database)
+    # Restore, hand: download to a file, then (after the verification below, which needs the
+    # file) pg_restore -j 2 into a new database; its time is the download plus the pg_restore.
     dump_file = work / f"{db}.dump"
-    log("restore, hand: download, pg_restore -j 2")
+    log("restore, hand: download")
     with psycopg.connect(admin, autocommit=True) as conn:
         conn.execute(f"DROP DATABASE IF EXISTS {db}_hand WITH (FORCE)")
     started = time.monotonic()
     subprocess.run(up + ["down", store["bucket"], hand_key, str(dump_file)], check=True)
     download_s = time.monotonic() - started
-    with psycopg.connect(admin, autocommit=True) as conn:
-        conn.execute(f"CREATE DATABASE {db}_hand")
-    subprocess.run([str(pg_bin / "pg_restore"), "-j", "2", "-d", f"{db}_hand", str(dump_file)],
-                   env=env, check=True)
-    hand_restore_s = time.monotonic() - started
 
-    # Verification: sha256sum of the local dump; download + sha256sum; backup_verify
+    # Verification: sha256sum of the local dump; download + sha256sum; backup_verify. All three
+    # on a quiet machine: the writeback of the backups and of the download is done first (a
+    # restore's checkpoint running beside one of them, and not the others, skewed the ratio).
     log("verify: sha256sum, download + sha256sum, backup_verify")
+    quiesce(admin)
     sha_local_s = timed(["sha256sum", str(dump_file)])
     # The hash engine alone, on the same file (page cache): hashlib as the modules use it.
     started = time.monotonic()
@@ -205,9 +216,19 @@ def measure_size(lab, rows: int, work: Path) -> dict:
     verified, ours_verify_s, _rss = run_module("backup_verify", dict(
         store=store, engines=["postgresql"]))
     module_verify_s = verified["timings"]["verify"]
+
+    quiesce(admin)
+    log("restore, hand: pg_restore -j 2")
+    with psycopg.connect(admin, autocommit=True) as conn:
+        conn.execute(f"CREATE DATABASE {db}_hand")
+    started = time.monotonic()
+    subprocess.run([str(pg_bin / "pg_restore"), "-j", "2", "-d", f"{db}_hand", str(dump_file)],
+                   env=env, check=True)
+    hand_restore_s = download_s + time.monotonic() - started
     dump_file.unlink()
 
     # Restore: the collection
+    quiesce(admin)
     log("restore, the collection: restore_postgresql")
     with psycopg.connect(admin, autocommit=True) as conn:
         conn.execute(f"DROP DATABASE IF EXISTS {db}_ours WITH (FORCE)")
