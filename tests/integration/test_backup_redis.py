@@ -166,6 +166,16 @@ def test_backup_set_with_redis_and_the_drill_of_both(run_playbook, run_module, s
     assert text.count("# TYPE failsafe_restore_duration_seconds gauge") == 1
     # restore.yml brings the live Redis back to the set's snapshot
     fill(src, 5, prefix="after-backup")
+    # Without restore_confirm under ansible-runner (as AWX runs it): refused at once, no prompt
+    # that nobody answers, nothing changed.
+    unconfirmed = run_playbook("playbooks/restore.yml", inventory=inventory, timeout=300,
+                               extravars=dict(ev, restore_engines=["redis"],
+                                              restore_redis_target="redis-scratch",
+                                              restore_redis_existing="replace"))
+    assert unconfirmed.status == "failed", unconfirmed.status
+    assert "Restore not confirmed (this run has no terminal to ask on" \
+        in unconfirmed.stdout_text, unconfirmed.stdout_text[-3000:]
+    assert src.get("after-backup0") is not None
     refused = run_playbook("playbooks/restore.yml", inventory=inventory, extravars=dict(
         ev, restore_engines=["redis"], restore_redis_target="redis-scratch",
         restore_confirm=True))
