@@ -256,7 +256,14 @@ def pid_alive(pid: int) -> bool:
         stat = Path(f"/proc/{pid}/stat").read_text()
     except OSError:
         return True
-    return stat.rsplit(")", 1)[1].split()[0] != "Z"
+    if stat.rsplit(")", 1)[1].split()[0] != "Z":
+        return True
+    # A zombie leader whose other threads still exit: the process still holds its files and
+    # sockets (a killed server's port is not free yet).
+    try:
+        return len(os.listdir(f"/proc/{pid}/task")) > 1
+    except OSError:
+        return False
 
 
 def stop_process(pid: int, sig: int = signal.SIGTERM, grace: float = 10.0) -> None:

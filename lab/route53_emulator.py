@@ -64,6 +64,9 @@ class Route53Emulator(Component):
         env = {"MOTO_ENABLE_RECORDING": "true", "MOTO_RECORDER_FILEPATH": str(self.recording),
                # No AWS credentials of the shell reach it, nor any other endpoint.
                "AWS_ACCESS_KEY_ID": ACCESS_KEY, "AWS_SECRET_ACCESS_KEY": SECRET_KEY}
+        deadline = time.monotonic() + 10  # a killed predecessor's socket may linger a moment
+        while not port_free(self.host, self.port) and time.monotonic() < deadline:
+            time.sleep(0.1)
         if not port_free(self.host, self.port):
             raise LabError(f"{self.name}: something else listens on {self.host}:{self.port}; "
                            "stop it or start the lab with another FAILSAFE_LAB_PORT_OFFSET")
