@@ -402,6 +402,19 @@ class Component:
         self.pid_file.write_text(f"{pid}\n")
         return pid
 
+    def wait_ports_free(self, timeout: float = 10.0) -> None:
+        """Before a start: wait until no other process listens on this component's ports (a
+        server stopped a moment ago may still hold one), else say which one is taken."""
+        deadline = time.monotonic() + timeout
+        taken = [port for port in self.ports.values() if not port_free(self.host, port)]
+        while taken and time.monotonic() < deadline:
+            time.sleep(0.1)
+            taken = [port for port in taken if not port_free(self.host, port)]
+        if taken:
+            raise LabError(f"{self.name}: something else listens on {self.host} port "
+                           f"{', '.join(map(str, taken))}; stop it or start the lab with another "
+                           "FAILSAFE_LAB_PORT_OFFSET")
+
     def wait_listening(self, port_name: str | None = None, timeout: float = 10.0) -> None:
         port = self.ports[port_name] if port_name else self.port
         if not wait_listening(self.host, port, timeout, alive=self.running):
@@ -614,6 +627,7 @@ class Lab:
         try:
             for comp in selected:
                 if not comp.running():
+                    comp.wait_ports_free()
                     comp.up()
         except BaseException:
             # Never leave half a lab running.

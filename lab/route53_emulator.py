@@ -19,7 +19,7 @@ import sys
 import time
 
 from lab.bind import RECORD_TTL, STATIC_NAME, SWITCHED_NAMES, ZONE
-from lab.core import Component, InventoryHost, LabError, port_free
+from lab.core import Component, InventoryHost, LabError
 
 ACCESS_KEY = "failsafe-lab-access"
 SECRET_KEY = "failsafe-lab-route53-secret"
@@ -64,12 +64,6 @@ class Route53Emulator(Component):
         env = {"MOTO_ENABLE_RECORDING": "true", "MOTO_RECORDER_FILEPATH": str(self.recording),
                # No AWS credentials of the shell reach it, nor any other endpoint.
                "AWS_ACCESS_KEY_ID": ACCESS_KEY, "AWS_SECRET_ACCESS_KEY": SECRET_KEY}
-        deadline = time.monotonic() + 10  # a killed predecessor's socket may linger a moment
-        while not port_free(self.host, self.port) and time.monotonic() < deadline:
-            time.sleep(0.1)
-        if not port_free(self.host, self.port):
-            raise LabError(f"{self.name}: something else listens on {self.host}:{self.port}; "
-                           "stop it or start the lab with another FAILSAFE_LAB_PORT_OFFSET")
         self.spawn_as_invoker([sys.executable, "-m", "moto.server", "-H", self.host,
                                "-p", str(self.port)], env)
         self.wait_listening(timeout=30)
