@@ -19,6 +19,7 @@ import os
 import shutil
 import signal
 import socket
+import stat
 import sys
 import time
 from pathlib import Path
@@ -49,6 +50,25 @@ def find_weed() -> str:
                    "FAILSAFE_WEED")
 
 
+def runnable_by_others(path: str) -> str:
+    """`path`, or a copy of it that any user can execute when one of its directories is closed
+    to others (a checkout in a 0700 directory, such as `mktemp -d`, run as root for a lab user).
+    The copy is made once per binary version, in /var/tmp/failsafe-bin."""
+    binary = Path(path).resolve()
+    if all(p.stat().st_mode & stat.S_IXOTH for p in [binary, *binary.parents]):
+        return str(binary)
+    info = binary.stat()
+    cache = Path("/var/tmp/failsafe-bin")
+    cache.mkdir(mode=0o755, exist_ok=True)
+    copy = cache / f"{binary.name}-{info.st_size}-{info.st_mtime_ns}"
+    if not copy.exists():
+        partial = cache / f".{copy.name}.{os.getpid()}"
+        shutil.copyfile(binary, partial)
+        os.chmod(partial, 0o755)
+        os.replace(partial, copy)
+    return str(copy)
+
+
 class SeaweedS3(Component):
     """One `weed server` (master, volume, filer, S3 gateway) with one identity and one bucket."""
 
@@ -77,10 +97,15 @@ class SeaweedS3(Component):
     def endpoint_url(self) -> str:
         return f"http://{self.host}:{self.ports['s3']}"
 
+    def weed(self) -> str:
+        """The binary as the lab's user can run it (a copy when a root run's checkout is closed)."""
+        found = find_weed()
+        return runnable_by_others(found) if self.lab.runner.as_root else found
+
     def argv(self) -> list[str]:
         p = self.ports
         return [
-            find_weed(), "server",
+            self.weed(), "server",
             f"-ip={self.host}", f"-ip.bind={self.host}", f"-dir={self.data_dir}",
             f"-master.port={p['master']}", f"-master.port.grpc={p['master_grpc']}",
             f"-volume.port={p['volume']}", f"-volume.port.grpc={p['volume_grpc']}",
