@@ -205,6 +205,53 @@ def download_decompressed(store, s3, key, path):
     return digest, size, code, err
 
 
+def download_into(store, s3, key, command, env=None, verify=None):
+    """Stream an object through `zstd -d | command` (e.g. pg_restore reading its stdin).
+
+    `verify(digest, size)` runs once the whole object is read, while the command may still work
+    on the last bytes: it raises to refuse them, and the pipeline is killed before it finishes.
+    A process that fails mid-stream does not stop the reading: the object's digest is still
+    computed, so a damaged object is named as such rather than as the error it caused.
+    Returns (sha256 hex, bytes read); a failed process raises PipelineError.
+    """
+    from ansible_collections.failsafe.datastores.plugins.module_utils import _s3
+
+    pipeline = Pipeline([[find_tool("zstd"), "-d", "-q", "-c"], command], env=env,
+                        stdin=subprocess.PIPE, stdout=subprocess.DEVNULL)
+    broken = []
+
+    def write(data):
+        if not broken:
+            try:
+                pipeline.stdin.write(data)
+            except (IOError, OSError) as exc:  # a process stopped reading: it failed
+                broken.append(exc)
+
+    try:
+        digest, size = _s3.download_stream(store, s3, key, write)
+        if verify is not None:
+            verify(digest, size)
+        try:
+            pipeline.stdin.close()
+        except (IOError, OSError) as exc:
+            broken.append(exc)
+        if broken:
+            # The last process that failed is the cause; the ones before it lost their reader.
+            codes = [proc.wait(timeout=60) for proc in pipeline.procs]
+            for number in reversed(range(len(codes))):
+                if codes[number] != 0:
+                    pipeline.check([0] * number + [codes[number]])
+            raise PipelineError("%s stopped reading its input: %s" % (
+                os.path.basename(command[0]), broken[0]))
+        pipeline.wait(timeout=24 * 3600)
+        return digest, size
+    except BaseException:
+        pipeline.kill()
+        raise
+    finally:
+        pipeline.close()
+
+
 def download_untar(store, s3, key, directory):
     """Stream an object through `zstd -d | tar -x -C directory`, hashing the compressed bytes.
 

@@ -29,6 +29,11 @@ description:
     of contents read (C(pg_restore --list)); the server is not touched.
   - C(pg_restore -j) needs a seekable file, so the uncompressed dump is written to O(work_dir)
     and removed afterwards; the space needed is about the size of the dump.
+  - "With O(stream) the object flows from S3 through C(zstd -d) straight into C(pg_restore) (one
+    job): no local copy, and the download overlaps the restore. The checksum is then known only
+    once the last byte is read, while C(pg_restore) still works on the tail: a mismatch kills it
+    and drops the staging database, so the target is still never touched, but the staging
+    database existed meanwhile."
 author:
   - Failsafe Datastores maintainers (@failsafe-datastores)
 extends_documentation_fragment:
@@ -121,11 +126,19 @@ options:
     type: bool
     default: false
   jobs:
-    description: Parallel C(pg_restore) jobs (C(-j)).
+    description: Parallel C(pg_restore) jobs (C(-j)); not used with O(stream) (always one job).
     type: int
     default: 2
+  stream:
+    description:
+      - Restore while downloading, without a local copy of the dump (see the description). Faster
+        when the data is in few large tables (one C(pg_restore) job loses little) or the download
+        is slow; with many tables and indexes, C(jobs) on a file can be faster.
+      - O(validate_only) always downloads to a file (it reads the archive's contents).
+    type: bool
+    default: false
   work_dir:
-    description: Directory for the uncompressed dump while it is restored.
+    description: Directory for the uncompressed dump while it is restored (not used with O(stream)).
     type: path
     default: /var/tmp
   bin_dir:
@@ -189,7 +202,7 @@ verified_sha256:
   returned: always
   type: str
 archive_entries:
-  description: Entries in the archive's table of contents (C(pg_restore --list)).
+  description: Entries in the archive's table of contents (C(pg_restore --list)); null when streamed.
   returned: always
   type: int
 replaced:
@@ -202,11 +215,14 @@ steps:
   type: list
   elements: str
 throughput_mb_s:
-  description: Megabytes (10^6 bytes of the uncompressed dump) restored per second by C(pg_restore).
+  description: Megabytes (10^6 bytes of the uncompressed dump) restored per second by C(pg_restore); null when streamed.
   returned: always
   type: float
 timings:
-  description: Seconds per step (C(checks), C(download_verify), C(validate), C(restore), C(swap)) and C(total).
+  description:
+    - Seconds per step (C(checks), C(download_verify), C(validate), C(restore), C(swap)) and C(total).
+    - Streamed, C(download_verify) is the download with the restore beside it and C(restore) what
+      was left of the restore after the last byte.
   returned: always
   type: dict
 diff:
@@ -226,6 +242,7 @@ from ansible_collections.failsafe.datastores.plugins.module_utils import _s3
 from ansible_collections.failsafe.datastores.plugins.module_utils._backup_pg import (
     PipelineError,
     download_decompressed,
+    download_into,
     find_bin,
     libpq_env,
 )
@@ -313,17 +330,22 @@ def set_member(store, s3, set_name, source_database):
     raise RestoreError("no backup set %s in the catalog. Nothing was changed" % set_name)
 
 
-def download_verified(store, s3, record, path):
-    """Stream the object through zstd -d into `path`; raise unless SHA-256 and size match."""
-    digest, size, code, err = download_decompressed(store, s3, record["key"], path)
+def check_digest(record, digest, size, done=""):
+    """Raise unless the SHA-256 and the size read match the catalog record."""
     if digest != record["sha256"] or (record.get("size_bytes") is not None
                                       and size != record["size_bytes"]):
         raise RestoreError(
             "refusing backup %s (%s): its SHA-256 does not match the catalog: expected %s "
-            "(%s bytes), found %s (%s bytes). The target was not touched. Restore another "
+            "(%s bytes), found %s (%s bytes). %sThe target was not touched. Restore another "
             "backup (backup_info lists them) and check the S3 service"
             % (record["backup_id"], record["key"], record["sha256"], record.get("size_bytes"),
-               digest, size))
+               digest, size, done))
+
+
+def download_verified(store, s3, record, path):
+    """Stream the object through zstd -d into `path`; raise unless SHA-256 and size match."""
+    digest, size, code, err = download_decompressed(store, s3, record["key"], path)
+    check_digest(record, digest, size)
     if code != 0:
         raise RestoreError("zstd could not decompress backup %s (%s): %s. The target was not "
                            "touched" % (record["backup_id"], record["key"], err))
@@ -363,6 +385,7 @@ def main():
             force=dict(type="bool", default=False),
             validate_only=dict(type="bool", default=False),
             jobs=dict(type="int", default=2),
+            stream=dict(type="bool", default=False),
             work_dir=dict(type="path", default="/var/tmp"),
             bin_dir=dict(type="path"),
         ),
@@ -419,7 +442,11 @@ def main():
                                                        record["backup_id"]))
         steps = ["download %s and verify its SHA-256" % record["key"],
                  "read the archive's table of contents"]
-        if not params["validate_only"]:
+        streamed = params["stream"] and not params["validate_only"]
+        if streamed:
+            steps = ["create database %s and stream %s through zstd -d into pg_restore, "
+                     "verifying its SHA-256 (a mismatch drops %s)" % (staging, record["key"], staging)]
+        elif not params["validate_only"]:
             steps += ["create database %s and pg_restore -j %d into it" % (staging, params["jobs"])]
             if exists:
                 steps.append("terminate sessions on %s and %s it" % (
@@ -431,6 +458,14 @@ def main():
         if module.check_mode:
             finish(module, result, timer, before, record["backup_id"])
 
+        if streamed:
+            result["verified_sha256"] = stream_into(module, target, pg_restore, staging, record,
+                                                    store, s3, timer)
+            result.update(validated=True, archive_entries=None)
+            timer.mark("restored")
+            result["replaced"] = swap(params, target, staging, database, exists, record)
+            timer.mark("swapped")
+            finish(module, result, timer, before, record["backup_id"])
         if not os.path.isdir(params["work_dir"]):
             raise RestoreError("work_dir %s does not exist. Nothing was changed" % params["work_dir"])
         handle, path = tempfile.mkstemp(prefix="failsafe-restore-%s-" % record["backup_id"],
@@ -456,6 +491,37 @@ def main():
         if path and os.path.exists(path):
             os.unlink(path)
     finish(module, result, timer, before, record["backup_id"])
+
+
+def stream_into(module, target, pg_restore, staging, record, store, s3, timer):
+    """Download, decompress and pg_restore in one stream; refuse a mismatch before the end."""
+    from psycopg import sql
+
+    params = module.params
+    with connect(target, application_name="failsafe.restore") as conn:
+        drop_database(conn, staging)  # left by an interrupted run: ours by its name
+        conn.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(staging)))
+
+    def verify(digest, size):
+        check_digest(record, digest, size, "The staging database %s is dropped. " % staging)
+        timer.mark("downloaded")
+        timer.mark("validated")
+
+    try:
+        digest, _size = download_into(
+            store, s3, record["key"],
+            [pg_restore, "--no-password", "--exit-on-error", "-d", staging],
+            env=libpq_env(target, staging, inherit=False), verify=verify)
+    except BaseException as exc:
+        with connect(target, application_name="failsafe.restore") as conn:
+            drop_database(conn, staging)
+        if isinstance(exc, PipelineError):
+            raise RestoreError("streamed restore of backup %s failed: %s. The staging database "
+                               "was dropped; %s was not touched" % (
+                                   record["backup_id"], str(exc)[-1000:],
+                                   params["database"] or "the target database"))
+        raise
+    return digest
 
 
 def restore_into(module, target, pg_restore, path, staging, record):

@@ -235,6 +235,55 @@ def test_validate_only_touches_no_server(run_module, s3_store, backup_db):
     assert not backup_db.exists(backup_db.name + "__restoring")
 
 
+def test_streamed_restore_four_steps_and_a_flipped_byte_refused(run_module, s3_store, backup_db):
+    first = backup(run_module, s3_store, backup_db)
+    target = backup_db.name + "_streamed"
+    checked = restore(run_module, s3_store, backup_db, database=target, stream=True, check=True)
+    assert checked.changed and not backup_db.exists(target)
+    assert "into pg_restore" in checked["steps"][0]
+    done = restore(run_module, s3_store, backup_db, database=target, stream=True)
+    assert not done.failed, done.msg
+    assert done.changed and done["backup"]["backup_id"] == first["backup"]["backup_id"]
+    assert done["verified_sha256"] == first["backup"]["sha256"] and done["archive_entries"] is None
+    assert backup_db.count("orders", target) == 200 and backup_db.count("customers", target) == 50
+    assert not backup_db.exists(target + "__restoring")
+    assert restore(run_module, s3_store, backup_db, database=target, stream=True,
+                   check=True).changed is False
+    again = restore(run_module, s3_store, backup_db, database=target, stream=True)
+    assert not again.changed and again["already_restored"]
+    # A damaged newer backup: found only at the end of the stream, the staging database that
+    # pg_restore was filling is dropped and the database restored above is left as it was.
+    backup_db.insert_orders(10)
+    second = backup(run_module, s3_store, backup_db)
+    s3_store.flip_byte(second["backup"]["key"])
+    refused = restore(run_module, s3_store, backup_db, database=target, stream=True,
+                      existing="replace")
+    assert refused.failed
+    assert "refusing backup %s" % second["backup"]["backup_id"] in refused.msg
+    assert second["backup"]["sha256"] in refused.msg and "target was not touched" in refused.msg
+    assert not backup_db.exists(target + "__restoring")
+    assert backup_db.count("orders", target) == 200
+
+
+def test_a_streamed_restore_that_fails_drops_its_staging_database(
+        run_module, s3_store, backup_db, tmp_path):
+    backup(run_module, s3_store, backup_db)
+    fake = tmp_path / "bin"
+    fake.mkdir()
+    restorer = fake / "pg_restore"
+    restorer.write_text("#!/bin/sh\nhead -c 1000 >/dev/null\n"
+                        "echo 'pg_restore: error: could not execute query: disk full' >&2\nexit 1\n")
+    restorer.chmod(restorer.stat().st_mode | stat.S_IEXEC)
+    target = backup_db.name + "_streamed_failed"
+    failed = restore(run_module, s3_store, backup_db, database=target, stream=True,
+                     bin_dir=str(fake))
+    assert failed.failed
+    assert "pg_restore exited with 1: pg_restore: error: could not execute query: disk full" \
+        in failed.msg
+    assert "staging database was dropped" in failed.msg
+    assert not backup_db.exists(target) and not backup_db.exists(target + "__restoring")
+
+
 # Retention ------------------------------------------------------------------------------------
 
 def test_retention_keeps_the_newest_and_deletes_the_old(run_module, s3_store, backup_db):
