@@ -235,15 +235,15 @@ def download_into(store, s3, key, command, env=None, verify=None):
             pipeline.stdin.close()
         except (IOError, OSError) as exc:
             broken.append(exc)
+        codes = [proc.wait(timeout=60 if broken else 24 * 3600) for proc in pipeline.procs]
+        # The last process that failed is the cause: the ones before it lost their reader
+        # (zstd killed by SIGPIPE when pg_restore stopped).
+        for number in reversed(range(len(codes))):
+            if codes[number] != 0:
+                pipeline.check([0] * number + [codes[number]])
         if broken:
-            # The last process that failed is the cause; the ones before it lost their reader.
-            codes = [proc.wait(timeout=60) for proc in pipeline.procs]
-            for number in reversed(range(len(codes))):
-                if codes[number] != 0:
-                    pipeline.check([0] * number + [codes[number]])
             raise PipelineError("%s stopped reading its input: %s" % (
                 os.path.basename(command[0]), broken[0]))
-        pipeline.wait(timeout=24 * 3600)
         return digest, size
     except BaseException:
         pipeline.kill()
