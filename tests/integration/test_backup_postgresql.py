@@ -41,6 +41,16 @@ def restore(run_module, s3_store, db, check=False, **extra):
     return run_module("restore_postgresql", args, check=check)
 
 
+def fake_tool(tmp_path, name, script):
+    """A directory (for bin_dir) holding an executable shell script named `name`."""
+    fake = tmp_path / "bin"
+    fake.mkdir(exist_ok=True)
+    tool = fake / name
+    tool.write_text("#!/bin/sh\n" + script)
+    tool.chmod(tool.stat().st_mode | stat.S_IEXEC)
+    return fake
+
+
 # Backup ---------------------------------------------------------------------------------------
 
 def test_backup_four_steps_and_the_catalog_it_leaves(run_module, s3_store, backup_db):
@@ -132,13 +142,9 @@ def test_a_flipped_byte_is_reported_and_refused_before_the_target_is_touched(
 # Failures leave no success ----------------------------------------------------------------------
 
 def test_an_interrupted_dump_leaves_nothing_usable(run_module, s3_store, backup_db, tmp_path):
-    fake = tmp_path / "bin"
-    fake.mkdir()
-    dumper = fake / "pg_dump"
     # 12 MiB of output (several parts of 5 MiB), then a failure, as a dump cut short would.
-    dumper.write_text("#!/bin/sh\nhead -c 12582912 /dev/urandom\necho 'connection lost' >&2\n"
-                      "exit 1\n")
-    dumper.chmod(dumper.stat().st_mode | stat.S_IEXEC)
+    fake = fake_tool(tmp_path, "pg_dump", "head -c 12582912 /dev/urandom\n"
+                     "echo 'connection lost' >&2\nexit 1\n")
     failed = backup(run_module, s3_store, backup_db, bin_dir=str(fake), part_size_mb=5,
                     history=backup_db.peer())
     assert failed.failed
@@ -268,12 +274,8 @@ def test_streamed_restore_four_steps_and_a_flipped_byte_refused(run_module, s3_s
 def test_a_streamed_restore_that_fails_drops_its_staging_database(
         run_module, s3_store, backup_db, tmp_path):
     backup(run_module, s3_store, backup_db)
-    fake = tmp_path / "bin"
-    fake.mkdir()
-    restorer = fake / "pg_restore"
-    restorer.write_text("#!/bin/sh\nhead -c 1000 >/dev/null\n"
-                        "echo 'pg_restore: error: could not execute query: disk full' >&2\nexit 1\n")
-    restorer.chmod(restorer.stat().st_mode | stat.S_IEXEC)
+    fake = fake_tool(tmp_path, "pg_restore", "head -c 1000 >/dev/null\n"
+                     "echo 'pg_restore: error: could not execute query: disk full' >&2\nexit 1\n")
     target = backup_db.name + "_streamed_failed"
     failed = restore(run_module, s3_store, backup_db, database=target, stream=True,
                      bin_dir=str(fake))
