@@ -53,6 +53,16 @@ options:
         description: Seconds to wait for an S3 answer.
         type: int
         default: 60
+      sign_payload:
+        description:
+          - Sign the body of every upload (SigV4 payload hash), so that an S3 server that checks
+            it refuses a part damaged on the way. That hashes every byte a second time in the
+            module.
+          - Off by default. The module's own SHA-256 of the whole object is stored in the
+            catalog and checked by every restore and by C(backup_verify); over HTTPS, TLS protects
+            the transfer. SeaweedFS does not check the payload hash at all.
+        type: bool
+        default: false
 requirements:
   - boto3 >= 1.34
 '''

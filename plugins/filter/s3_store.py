@@ -19,6 +19,7 @@ _FIELDS = (
     ("failsafe_s3_access_key", "access_key"),
     ("failsafe_s3_secret_key", "secret_key"),
     ("failsafe_s3_ca_cert", "ca_cert"),
+    ("failsafe_s3_sign_payload", "sign_payload"),
 )
 
 

@@ -67,6 +67,7 @@ STORE_SPEC = dict(
     ca_cert=dict(type="path"),
     connect_timeout=dict(type="int", default=5),
     read_timeout=dict(type="int", default=60),
+    sign_payload=dict(type="bool", default=False),
 )
 
 
@@ -92,7 +93,10 @@ def client(store, max_pool=10):
     """A boto3 S3 client for the store (path-style addressing, one attempt: errors surface)."""
     kwargs = dict(
         region_name=store.get("region") or "us-east-1",
-        config=Config(s3={"addressing_style": "path"},
+        # The modules hash every byte with SHA-256 themselves and every restore and verification
+        # checks it: signing each part's body too (SigV4) is a second pass, off unless asked.
+        config=Config(s3={"addressing_style": "path",
+                          "payload_signing_enabled": bool(store.get("sign_payload"))},
                       connect_timeout=store.get("connect_timeout") or 5,
                       read_timeout=store.get("read_timeout") or 60,
                       retries={"max_attempts": 2, "mode": "standard"},

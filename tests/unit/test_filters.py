@@ -1,4 +1,4 @@
-"""The collection's filters: pg_conn and lsn_to_int."""
+"""The collection's filters: pg_conn, s3_store and lsn_to_int."""
 
 from __future__ import annotations
 
@@ -7,6 +7,7 @@ from ansible.errors import AnsibleFilterError
 
 from ansible_collections.failsafe.datastores.plugins.filter.lsn import lsn_to_int
 from ansible_collections.failsafe.datastores.plugins.filter.pg_conn import pg_conn
+from ansible_collections.failsafe.datastores.plugins.filter.s3_store import s3_store
 
 HOST_VARS = {
     "inventory_hostname": "pg-us-east",
@@ -48,6 +49,22 @@ def test_pg_conn_without_host_says_which_variable_is_missing():
 def test_pg_conn_rejects_what_is_not_host_variables(value):
     with pytest.raises(AnsibleFilterError, match="expects a host's variables"):
         pg_conn(value)
+
+
+def test_s3_store_covers_every_key_of_the_store_option():
+    from ansible_collections.failsafe.datastores.plugins.filter.s3_store import _FIELDS
+    from ansible_collections.failsafe.datastores.plugins.module_utils._s3 import STORE_SPEC
+
+    assert sorted(key for dummy, key in _FIELDS) == sorted(
+        key for key in STORE_SPEC if key not in ("connect_timeout", "read_timeout"))
+    store = s3_store({"failsafe_s3_bucket": "backups", "failsafe_s3_sign_payload": False,
+                      "failsafe_s3_prefix": ""})
+    assert store == {"bucket": "backups", "sign_payload": False}
+
+
+def test_s3_store_without_a_bucket_names_the_variable():
+    with pytest.raises(AnsibleFilterError, match="no failsafe_s3_bucket for db1"):
+        s3_store({"inventory_hostname": "db1"})
 
 
 @pytest.mark.parametrize("lsn, expected", [("0/0", 0), ("1/0", 1 << 32), ("16/B374D848", 0x16B374D848),

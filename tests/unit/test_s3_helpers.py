@@ -107,6 +107,33 @@ def test_a_producer_failure_aborts_before_completion():
     assert kinds[-1] == "abort" and "complete" not in kinds
 
 
+def sent_payload_hash(store):
+    """The X-Amz-Content-SHA256 header of an upload_part as the real client signs it (the
+    request is answered by a hook before it leaves the process)."""
+    from botocore.awsrequest import AWSResponse
+
+    seen = {}
+
+    def answer(request, **_kw):
+        seen["hash"] = request.headers["X-Amz-Content-SHA256"]
+        response = AWSResponse(request.url, 200, {"ETag": '"e1"'}, None)
+        response._content = b""
+        return response
+
+    s3 = _s3.client(store)
+    s3.meta.events.register("before-send.s3.UploadPart", answer)
+    s3.upload_part(Bucket="backups", Key="k", UploadId="U1", PartNumber=1, Body=b"part one")
+    value = seen["hash"]
+    return value.decode() if isinstance(value, bytes) else value
+
+
+def test_part_bodies_are_not_signed_unless_asked():
+    # Over plain HTTP too: the module's own SHA-256 covers every byte once.
+    assert sent_payload_hash(STORE) == "UNSIGNED-PAYLOAD"
+    assert sent_payload_hash(dict(STORE, sign_payload=True)) == \
+        hashlib.sha256(b"part one").hexdigest()
+
+
 def test_read_full_reads_across_short_reads():
     class Trickle(io.RawIOBase):
         def __init__(self, data):
