@@ -531,9 +531,14 @@ def restore_into(module, target, pg_restore, path, staging, record):
         drop_database(conn, staging)  # left by an interrupted run: ours by its name
         conn.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(staging)))
     params = module.params
-    code, _out, err = module.run_command(
-        [pg_restore, "--no-password", "--exit-on-error", "-j", str(params["jobs"]), "-d", staging,
-         path], environ_update=libpq_env(target, staging, inherit=False))
+    try:
+        code, _out, err = module.run_command(
+            [pg_restore, "--no-password", "--exit-on-error", "-j", str(params["jobs"]), "-d",
+             staging, path], environ_update=libpq_env(target, staging, inherit=False))
+    except BaseException:  # Ctrl-C or a stopped job: no half-restored database stays behind
+        with connect(target, application_name="failsafe.restore") as conn:
+            drop_database(conn, staging)
+        raise
     if code != 0:
         with connect(target, application_name="failsafe.restore") as conn:
             drop_database(conn, staging)

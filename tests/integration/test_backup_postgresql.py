@@ -10,6 +10,7 @@ from __future__ import annotations
 import datetime
 import json
 import os
+import shutil
 import stat
 import time
 
@@ -283,6 +284,23 @@ def test_a_streamed_restore_that_fails_drops_its_staging_database(
     assert "pg_restore exited with 1: pg_restore: error: could not execute query: disk full" \
         in failed.msg
     assert "staging database was dropped" in failed.msg
+    assert not backup_db.exists(target) and not backup_db.exists(target + "__restoring")
+
+
+@pytest.mark.parametrize("stream", [False, True], ids=["file", "streamed"])
+def test_an_interrupted_restore_drops_its_staging_database(
+        run_module, s3_store, backup_db, tmp_path, stream):
+    # Ctrl-C reaches the module mid pg_restore: SIGINT from the fake to its parent, the module,
+    # once the staging database exists.
+    backup(run_module, s3_store, backup_db)
+    real = shutil.which("pg_restore")
+    fake = fake_tool(tmp_path, "pg_restore", (
+        'case " $* " in *" --list "*) exec %s "$@";; esac\n' % real)  # the archive check
+        + "kill -INT $PPID\nsleep 2\nexit 130\n")
+    target = backup_db.name + "_interrupted"
+    interrupted = restore(run_module, s3_store, backup_db, database=target, stream=stream,
+                          bin_dir=str(fake))
+    assert interrupted.failed
     assert not backup_db.exists(target) and not backup_db.exists(target + "__restoring")
 
 
