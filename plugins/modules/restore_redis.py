@@ -320,12 +320,17 @@ def main():
         gid = getattr(owner, "pw_gid", getattr(owner, "st_gid", None))
         shutdown(target)
         timer.mark("stopped")
-        os.chmod(temp, 0o640)
-        if os.geteuid() == 0:
-            os.chown(temp, uid, gid)
-        os.replace(temp, path)
-        temp = None
-        code, out, err = module.run_command(params["start_command"], cwd="/")
+        try:
+            os.chmod(temp, 0o640)
+            if os.geteuid() == 0:
+                os.chown(temp, uid, gid)
+            os.replace(temp, path)
+            temp = None
+            code, out, err = module.run_command(params["start_command"], cwd="/")
+        except KeyboardInterrupt:
+            # Ctrl-C while Redis is stopped: start it again (on whichever RDB is in place) first.
+            module.run_command(params["start_command"], cwd="/")
+            raise
         if code != 0:
             raise RestoreError("the restored RDB is in place but the start command failed (%s): "
                                "%s. Start Redis by hand" % (code, (err or out).strip()[-500:]))

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import os
+import shlex
 import uuid
 
 import pytest
@@ -97,6 +98,25 @@ def test_a_flipped_byte_is_refused_and_the_server_untouched(run_module, s3_store
     assert "refusing backup %s" % done["backup"]["backup_id"] in refused.msg
     assert "server was not touched" in refused.msg
     assert dst.dbsize() == 7 and dst.ping()
+
+
+def test_ctrl_c_while_redis_is_stopped_starts_it_again(run_module, s3_store, scratch_redis,
+                                                       tmp_path):
+    source, src, _cmd, _path = scratch_redis("src")
+    fill(src, 3000)
+    run_module("backup_redis", dict(server=source, store=s3_store.store))
+    target, _dst, start_command, _path = scratch_redis("dst")
+    # The first start is interrupted (SIGINT to the module, its parent); the next one starts.
+    first = tmp_path / "interrupted-once"
+    wrapper = tmp_path / "start-redis"
+    wrapper.write_text("#!/bin/sh\nif [ ! -e %s ]; then touch %s; kill -INT $PPID; sleep 2; "
+                       "exit 130; fi\nexec %s\n" % (first, first, shlex.join(start_command)))
+    wrapper.chmod(0o755)
+    interrupted = run_module("restore_redis", dict(target=target, store=s3_store.store,
+                                                   start_command=[str(wrapper)]))
+    assert interrupted.failed and first.exists()
+    dst = redis.Redis(host=target["host"], port=target["port"], password=target["password"])
+    assert dst.ping() and dst.dbsize() == 3000  # running again, on the restored RDB
 
 
 def test_a_server_with_keys_is_refused_without_replace(run_module, s3_store, scratch_redis):
