@@ -418,8 +418,8 @@ def stats(runner, name):
     return None
 
 
-def test_backup_verify_and_dr_drill_playbooks(run_playbook, s3_store, backup_db, tmp_path,
-                                              lab_env):
+def test_backup_verify_and_dr_drill_playbooks(run_playbook, run_module, s3_store, backup_db,
+                                              tmp_path, lab_env):
     ev = extravars(s3_store, tmp_path, backup_postgresql_databases=[backup_db.name])
     done = run_playbook("playbooks/backup.yml", extravars=ev)
     assert done.status == "successful", done.stdout_text[-3000:]
@@ -432,14 +432,20 @@ def test_backup_verify_and_dr_drill_playbooks(run_playbook, s3_store, backup_db,
     text = metrics.read_text()
     assert 'failsafe_backup_verify_ok{engine="postgresql"} 1' in text
     drill_dir = lab_env.config.state_dir / f"drill-{s3_store.prefix}"
+    # what a drill stopped by Ctrl-C leaves: its server still running, with that run's password
+    os_user = backup_db.node.component.lab.runner.user
+    left = run_module("restore_scratch_postgresql", dict(
+        path=str(drill_dir / "postgresql"), password="an-interrupted-drill", os_user=os_user))
+    assert left["running"], left.msg
     drill = run_playbook("playbooks/dr_drill.yml", extravars=dict(
         ev, dr_drill_dir=str(drill_dir), dr_drill_expected_tables=["public.orders"],
-        dr_drill_critical_columns=["public.orders.amount"],
-        dr_drill_os_user=backup_db.node.component.lab.runner.user))
+        dr_drill_critical_columns=["public.orders.amount"], dr_drill_os_user=os_user))
     assert drill.status == "successful", drill.stdout_text[-3000:]
     report = stats(drill, "failsafe_dr_drill")
     assert report["validation_passed"] and report["postgresql_rto_met"]
     assert report["servers_removed"] and not drill_dir.exists()
+    assert report["left_by_interrupted_drill_removed"] == ["postgresql"]
+    assert "An earlier drill was interrupted before its clean-up" in drill.stdout_text
     # a corrupted newest backup makes the scheduled check exit non-zero
     s3_store.flip_byte(record["backups"][0]["key"])
     failing = run_playbook("playbooks/backup_verify.yml",
