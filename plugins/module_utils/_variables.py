@@ -134,6 +134,7 @@ RUN_VARIABLES = (
     "failsafe_s3_access_key",
     "failsafe_s3_secret_key",
     "failsafe_s3_ca_cert",
+    "failsafe_s3_sign_payload",
     "failsafe_backup_host",
     "failsafe_backup_history_host",
     "failsafe_backup_history_db",
