@@ -231,6 +231,7 @@ diff:
   type: dict
 '''
 
+import contextlib
 import json
 import os
 import tempfile
@@ -493,14 +494,27 @@ def main():
     finish(module, result, timer, before, record["backup_id"])
 
 
-def stream_into(module, target, pg_restore, staging, record, store, s3, timer):
-    """Download, decompress and pg_restore in one stream; refuse a mismatch before the end."""
+@contextlib.contextmanager
+def staging_database(target, staging):
+    """Create `staging` (dropping one an interrupted run left: ours by its name); drop it again
+    if the body fails or is interrupted (Ctrl-C, a stopped job), so no half-restored database
+    stays behind."""
     from psycopg import sql
 
-    params = module.params
     with connect(target, application_name="failsafe.restore") as conn:
-        drop_database(conn, staging)  # left by an interrupted run: ours by its name
+        drop_database(conn, staging)
         conn.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(staging)))
+    try:
+        yield
+    except BaseException:
+        with connect(target, application_name="failsafe.restore") as conn:
+            drop_database(conn, staging)
+        raise
+
+
+def stream_into(module, target, pg_restore, staging, record, store, s3, timer):
+    """Download, decompress and pg_restore in one stream; refuse a mismatch before the end."""
+    params = module.params
 
     def verify(digest, size):
         check_digest(record, digest, size, "The staging database %s is dropped. " % staging)
@@ -508,44 +522,30 @@ def stream_into(module, target, pg_restore, staging, record, store, s3, timer):
         timer.mark("validated")
 
     try:
-        digest, _size = download_into(
-            store, s3, record["key"],
-            [pg_restore, "--no-password", "--exit-on-error", "-d", staging],
-            env=libpq_env(target, staging, inherit=False), verify=verify)
-    except BaseException as exc:
-        with connect(target, application_name="failsafe.restore") as conn:
-            drop_database(conn, staging)
-        if isinstance(exc, PipelineError):
-            raise RestoreError("streamed restore of backup %s failed: %s. The staging database "
-                               "was dropped; %s was not touched" % (
-                                   record["backup_id"], str(exc)[-1000:],
-                                   params["database"] or "the target database"))
-        raise
+        with staging_database(target, staging):
+            digest, _size = download_into(
+                store, s3, record["key"],
+                [pg_restore, "--no-password", "--exit-on-error", "-d", staging],
+                env=libpq_env(target, staging, inherit=False), verify=verify)
+    except PipelineError as exc:
+        raise RestoreError("streamed restore of backup %s failed: %s. The staging database "
+                           "was dropped; %s was not touched" % (
+                               record["backup_id"], str(exc)[-1000:],
+                               params["database"] or "the target database"))
     return digest
 
 
 def restore_into(module, target, pg_restore, path, staging, record):
-    from psycopg import sql
-
-    with connect(target, application_name="failsafe.restore") as conn:
-        drop_database(conn, staging)  # left by an interrupted run: ours by its name
-        conn.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(staging)))
     params = module.params
-    try:
+    with staging_database(target, staging):
         code, _out, err = module.run_command(
             [pg_restore, "--no-password", "--exit-on-error", "-j", str(params["jobs"]), "-d",
              staging, path], environ_update=libpq_env(target, staging, inherit=False))
-    except BaseException:  # Ctrl-C or a stopped job: no half-restored database stays behind
-        with connect(target, application_name="failsafe.restore") as conn:
-            drop_database(conn, staging)
-        raise
-    if code != 0:
-        with connect(target, application_name="failsafe.restore") as conn:
-            drop_database(conn, staging)
-        raise RestoreError("pg_restore of backup %s failed: %s. The staging database was "
-                           "dropped; %s was not touched" % (
-                               record["backup_id"], err.strip()[-1000:],
-                               params["database"] or "the target database"))
+        if code != 0:
+            raise RestoreError("pg_restore of backup %s failed: %s. The staging database was "
+                               "dropped; %s was not touched" % (
+                                   record["backup_id"], err.strip()[-1000:],
+                                   params["database"] or "the target database"))
 
 
 def swap(params, target, staging, database, exists, record):
