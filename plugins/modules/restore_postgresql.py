@@ -331,16 +331,16 @@ def set_member(store, s3, set_name, source_database):
     raise RestoreError("no backup set %s in the catalog. Nothing was changed" % set_name)
 
 
-def check_digest(record, digest, size, done=""):
+def check_digest(record, digest, size):
     """Raise unless the SHA-256 and the size read match the catalog record."""
     if digest != record["sha256"] or (record.get("size_bytes") is not None
                                       and size != record["size_bytes"]):
         raise RestoreError(
             "refusing backup %s (%s): its SHA-256 does not match the catalog: expected %s "
-            "(%s bytes), found %s (%s bytes). %sThe target was not touched. Restore another "
+            "(%s bytes), found %s (%s bytes). The target was not touched. Restore another "
             "backup (backup_info lists them) and check the S3 service"
             % (record["backup_id"], record["key"], record["sha256"], record.get("size_bytes"),
-               digest, size, done))
+               digest, size))
 
 
 def download_verified(store, s3, record, path):
@@ -495,10 +495,11 @@ def main():
 
 
 @contextlib.contextmanager
-def staging_database(target, staging):
+def staging_database(target, staging, database):
     """Create `staging` (dropping one an interrupted run left: ours by its name); drop it again
     if the body fails or is interrupted (Ctrl-C, a stopped job), so no half-restored database
-    stays behind."""
+    stays behind. A RestoreError from the body is completed with what became of `staging`; if
+    it cannot be dropped (the server died), the error says so and how it goes away."""
     from psycopg import sql
 
     with connect(target, application_name="failsafe.restore") as conn:
@@ -506,9 +507,20 @@ def staging_database(target, staging):
         conn.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(staging)))
     try:
         yield
-    except BaseException:
-        with connect(target, application_name="failsafe.restore") as conn:
-            drop_database(conn, staging)
+    except BaseException as exc:
+        try:
+            with connect(target, application_name="failsafe.restore") as conn:
+                drop_database(conn, staging)
+        except Exception as lost:  # pylint: disable=broad-except
+            if not isinstance(exc, Exception):
+                raise exc  # Ctrl-C: stop now, the next restore drops it first
+            raise RestoreError(
+                "%s. The staging database %s could not be dropped (%s): the next restore drops "
+                "it first, or DROP DATABASE %s WITH (FORCE) once the server answers; %s was not "
+                "touched" % (str(exc).rstrip(". "), staging, lost, staging, database))
+        if isinstance(exc, RestoreError):
+            raise RestoreError("%s. The staging database was dropped; %s was not touched"
+                               % (str(exc).rstrip(". "), database))
         raise
 
 
@@ -517,35 +529,31 @@ def stream_into(module, target, pg_restore, staging, record, store, s3, timer):
     params = module.params
 
     def verify(digest, size):
-        check_digest(record, digest, size, "The staging database %s is dropped. " % staging)
+        check_digest(record, digest, size)
         timer.mark("downloaded")
         timer.mark("validated")
 
-    try:
-        with staging_database(target, staging):
+    with staging_database(target, staging, params["database"] or "the target database"):
+        try:
             digest, _size = download_into(
                 store, s3, record["key"],
                 [pg_restore, "--no-password", "--exit-on-error", "-d", staging],
                 env=libpq_env(target, staging, inherit=False), verify=verify)
-    except PipelineError as exc:
-        raise RestoreError("streamed restore of backup %s failed: %s. The staging database "
-                           "was dropped; %s was not touched" % (
-                               record["backup_id"], str(exc)[-1000:],
-                               params["database"] or "the target database"))
+        except PipelineError as exc:
+            raise RestoreError("streamed restore of backup %s failed: %s" % (
+                record["backup_id"], str(exc)[-1000:]))
     return digest
 
 
 def restore_into(module, target, pg_restore, path, staging, record):
     params = module.params
-    with staging_database(target, staging):
+    with staging_database(target, staging, params["database"] or "the target database"):
         code, _out, err = module.run_command(
             [pg_restore, "--no-password", "--exit-on-error", "-j", str(params["jobs"]), "-d",
              staging, path], environ_update=libpq_env(target, staging, inherit=False))
         if code != 0:
-            raise RestoreError("pg_restore of backup %s failed: %s. The staging database was "
-                               "dropped; %s was not touched" % (
-                                   record["backup_id"], err.strip()[-1000:],
-                                   params["database"] or "the target database"))
+            raise RestoreError("pg_restore of backup %s failed: %s" % (
+                record["backup_id"], err.strip()[-1000:]))
 
 
 def swap(params, target, staging, database, exists, record):
