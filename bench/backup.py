@@ -16,7 +16,8 @@ and would hide the cost of compression). For each of two sizes (default ~1 GB an
            (S3 -> zstd -d -> pg_restore in one stream, one job, no file)
   verify   sha256sum of the dump file (local, the runbook's tool), download + sha256sum, and
            backup_verify (re-read from S3, SHA-256 in-process); also hashlib alone on the same
-           local file (the hash engine the modules use, without the S3 read)
+           local file (the hash engine the modules use, without the S3 read), then the S3 read
+           alone (GET, bytes thrown away: the server's ceiling) and backup_verify once more
 
 Before each measured step: CHECKPOINT and sync, so that no step pays for the writeback of the
 previous one. Throughput is database bytes (pg_database_size) per second for backup and
@@ -133,8 +134,15 @@ s3 = boto3.client("s3", endpoint_url=sys.argv[1], aws_access_key_id=sys.argv[2],
                   config=Config(s3={"addressing_style": "path"}))
 if sys.argv[4] == "up":
     s3.upload_fileobj(sys.stdin.buffer, sys.argv[5], sys.argv[6])
-else:
+elif sys.argv[4] == "down":
     s3.download_file(sys.argv[5], sys.argv[6], sys.argv[7])
+else:  # read: GET and discard, no hashing; prints the seconds after start-up
+    import time
+    started = time.monotonic()
+    body = s3.get_object(Bucket=sys.argv[5], Key=sys.argv[6])["Body"]
+    while body.read(4 << 20):
+        pass
+    print(time.monotonic() - started)
 """
 
 
@@ -217,6 +225,14 @@ def measure_size(lab, rows: int, work: Path) -> dict:
     verified, ours_verify_s, _rss = run_module("backup_verify", dict(
         store=store, engines=["postgresql"]))
     module_verify_s = verified["timings"]["verify"]
+    # The S3 server's ceiling: the same object read and thrown away (no hashing, no writing),
+    # then backup_verify once more, so that the two reads compare under the same conditions.
+    read_only = subprocess.run(up + ["read", store["bucket"], ours["backup"]["key"]],
+                               check=True, capture_output=True, text=True)
+    read_only_s = float(read_only.stdout.strip().splitlines()[-1])
+    verified_again, _s, _rss = run_module("backup_verify", dict(
+        store=store, engines=["postgresql"]))
+    module_verify_again_s = verified_again["timings"]["verify"]
 
     quiesce(admin)
     log("restore, hand: pg_restore -j 2")
@@ -295,6 +311,15 @@ def measure_size(lab, rows: int, work: Path) -> dict:
                                          "mb_s": mbs(ours_bytes, module_verify_s)},
             "ratio_over_sha256sum": round(mbs(ours_bytes, module_verify_s)
                                           / mbs(hand_bytes, sha_local_s), 2),
+            "s3_read_only": {"seconds": round(read_only_s, 3),
+                             "mb_s": mbs(ours_bytes, read_only_s),
+                             "what": "GET of the same object, bytes thrown away: the S3 "
+                                     "server's ceiling for any verification"},
+            "s3_read_only_ratio_over_sha256sum": round(
+                mbs(ours_bytes, read_only_s) / mbs(hand_bytes, sha_local_s), 2),
+            "collection_backup_verify_again": {"seconds": round(module_verify_again_s, 3),
+                                               "mb_s": mbs(ours_bytes, module_verify_again_s)},
+            "verify_again_share_of_s3_read_only": round(read_only_s / module_verify_again_s, 2),
             "ratio_over_download_and_sha256sum": round(
                 mbs(ours_bytes, module_verify_s) / mbs(hand_bytes, hand_verify_s), 2),
         },
@@ -338,6 +363,8 @@ def run(args) -> int:
                 >= TARGETS["verify_ratio_over_sha256sum_at_least"],
                 "verify_ratio_over_download_and_sha256sum": big["verify"][
                     "ratio_over_download_and_sha256sum"],
+                "verify_s3_read_only_ratio_over_sha256sum": big["verify"][
+                    "s3_read_only_ratio_over_sha256sum"],
                 "peak_rss_bytes": {str(r["database_bytes"]): r["backup"]["collection"][
                     "peak_rss_bytes"] for r in runs},
                 "peak_rss_ratio_large_over_small": round(
@@ -379,6 +406,10 @@ def print_table(result: dict) -> None:
               f"{v['collection_backup_verify']['mb_s']:>7}  ratio/sha256sum "
               f"{v['ratio_over_sha256sum']} (hash engine alone: hashlib "
               f"{v['hashlib_local_file']['mb_s']}, {v['ratio_hashlib_over_sha256sum']}x)")
+        print(f"             S3 read alone (the server's ceiling) {v['s3_read_only']['mb_s']:>7} "
+              f"= {v['s3_read_only_ratio_over_sha256sum']}x sha256sum; collection again "
+              f"{v['collection_backup_verify_again']['mb_s']:>7} "
+              f"({v['verify_again_share_of_s3_read_only']:.0%} of the read alone)")
     t = result["targets"]
     print(f"  targets: backup >= 5x {'MET' if t['backup_met'] else 'NOT MET'}, restore >= 1x "
           f"{'MET' if t['restore_met'] else 'NOT MET'} (streamed "
