@@ -28,6 +28,10 @@ names=()
 results=()
 times=()
 failed=0
+# Ctrl-C or a TERM stops the run after the current stage (pytest turns Ctrl-C into exit status 2,
+# so without this the next stage would start): the summary then says what ran.
+interrupted=""
+trap 'interrupted=yes' INT TERM
 
 # record NAME STATUS SECONDS
 record() {
@@ -35,6 +39,38 @@ record() {
   results+=("$2")
   times+=("$3")
   case $2 in FAIL*) failed=1 ;; esac
+  stop_if_interrupted "during $1"
+}
+
+# stop_if_interrupted WHEN: after Ctrl-C or TERM, the summary and exit status 130
+stop_if_interrupted() {
+  [ -n "$interrupted" ] || return 0
+  echo "run-all: interrupted $1: the stages after it did not run" >&2
+  failed=1
+  summary
+  exit 130
+}
+
+summary() {
+  banner "summary"
+  local passed=0 failures=0 skipped=0 i
+  for i in "${!names[@]}"; do
+    printf '  %-13s %-32s %5ss\n' "${names[$i]}" "${results[$i]}" "${times[$i]}"
+    case ${results[$i]} in
+      FAIL*) failures=$((failures + 1)) ;;
+      "ok ("*) skipped=$((skipped + 1)) ;;
+      *) passed=$((passed + 1)) ;;
+    esac
+  done
+  # Stage tally, last line of the run (a stage with nothing to run yet counts as skipped).
+  if [ -n "$interrupted" ]; then
+    echo "run-all: INTERRUPTED"
+  elif [ "$failed" -ne 0 ]; then
+    echo "run-all: FAILED"
+  else
+    echo "run-all: all stages passed"
+  fi
+  echo "stages: $passed passed, $failures failed, $skipped skipped"
 }
 
 banner() {
@@ -49,6 +85,7 @@ has_test_files() {
 # pytest_stage NAME DIR [pytest args...]
 pytest_stage() {
   local name=$1 dir=$2
+  stop_if_interrupted "before $name"
   shift 2
   banner "$name: pytest $dir"
   local start=$SECONDS rc
@@ -72,6 +109,7 @@ pytest_stage() {
 # command_stage NAME COMMAND...
 command_stage() {
   local name=$1
+  stop_if_interrupted "before $name"
   shift
   banner "$name: $*"
   local start=$SECONDS rc
@@ -104,21 +142,5 @@ else
   record molecule "ok (no scenario yet)" 0
 fi
 
-banner "summary"
-passed=0 failures=0 skipped=0
-for i in "${!names[@]}"; do
-  printf '  %-13s %-32s %5ss\n' "${names[$i]}" "${results[$i]}" "${times[$i]}"
-  case ${results[$i]} in
-    FAIL*) failures=$((failures + 1)) ;;
-    "ok ("*) skipped=$((skipped + 1)) ;;
-    *) passed=$((passed + 1)) ;;
-  esac
-done
-# Stage tally, last line of the run (a stage with nothing to run yet counts as skipped).
-if [ "$failed" -ne 0 ]; then
-  echo "run-all: FAILED"
-else
-  echo "run-all: all stages passed"
-fi
-echo "stages: $passed passed, $failures failed, $skipped skipped"
+summary
 [ "$failed" -eq 0 ]
