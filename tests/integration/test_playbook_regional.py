@@ -182,6 +182,22 @@ def test_refused_when_both_regions_take_writes(regional_lab, pg_pair, redis_pair
     assert pg_pair.in_recovery(pg_pair.west)
 
 
+def test_refused_when_the_backup_catalog_cannot_be_read(regional_lab, pg_pair, run_playbook):
+    """A fresh backup is required and the S3 store does not answer: the readiness says so and
+    nothing changes (the catalog's read is not taken for "no backup is stale")."""
+    runner = run_playbook(REGIONAL, limit="us-west", extravars={
+        "regional_failover_max_backup_age_hours": 25,
+        "failsafe_s3_endpoint_url": "http://127.0.0.1:9", "failsafe_s3_bucket": "backups",
+        "failsafe_s3_access_key": "nobody", "failsafe_s3_secret_key": "nothing"})
+    assert runner.status == "failed"
+    out = runner.stdout_text
+    assert "Not ready to move writes to us-west" in out, out
+    assert re.search(r"backups: [^|]*127\.0\.0\.1:9", out), out
+    assert "Nothing was changed" in out
+    assert not pg_pair.in_recovery(pg_pair.east) and not pg_pair.read_only(pg_pair.east)
+    assert pg_pair.in_recovery(pg_pair.west)
+
+
 def test_a_second_concurrent_run_is_refused(regional_lab, pg_pair, run_playbook, lab_env):
     """Another run (a live process, here on another AWX node) holds the regional lock: the run
     is refused naming it, and nothing changes."""
