@@ -71,7 +71,7 @@ def stages_run(layout: Path) -> list[str]:
 
 def test_every_stage_runs_and_passes(layout):
     proc = start(layout)
-    out, _ = proc.communicate(timeout=60)
+    out = proc.communicate(timeout=60)[0]
     assert proc.returncode == 0, out
     assert stages_run(layout) == ["pytest tests/unit", "sanity", "ansible-lint",
                                   "pytest tests/integration"]
@@ -81,7 +81,7 @@ def test_every_stage_runs_and_passes(layout):
 
 def test_a_failed_stage_does_not_stop_the_others_but_fails_the_run(layout):
     proc = start(layout, RC_tests_unit="1")
-    out, _ = proc.communicate(timeout=60)
+    out = proc.communicate(timeout=60)[0]
     assert proc.returncode == 1
     assert len(stages_run(layout)) == 4
     assert "FAIL (pytest exit 1)" in out
@@ -90,14 +90,14 @@ def test_a_failed_stage_does_not_stop_the_others_but_fails_the_run(layout):
 
 def test_no_tests_collected_passes_only_where_there_is_no_test_file(layout):
     proc = start(layout, RC_tests_unit="5", RC_tests_integration="5")
-    out, _ = proc.communicate(timeout=60)
+    out = proc.communicate(timeout=60)[0]
     assert proc.returncode == 0, out
     assert "tests/unit has no test files yet: counted as passed" in out
 
     (layout / "tests" / "integration" / "test_something.py").write_text("")
     (layout / "stages.log").unlink()
     proc = start(layout, RC_tests_integration="5")
-    out, _ = proc.communicate(timeout=60)
+    out = proc.communicate(timeout=60)[0]
     assert proc.returncode == 1
     assert "integration   FAIL (pytest exit 5)" in out
 
@@ -110,7 +110,7 @@ def test_ctrl_c_stops_the_run_after_the_current_stage(layout):
         assert time.monotonic() < deadline, "the first stage never started"
         time.sleep(0.05)
     os.killpg(proc.pid, signal.SIGINT)  # Ctrl-C: the terminal signals the whole group
-    out, _ = proc.communicate(timeout=30)
+    out = proc.communicate(timeout=30)[0]
     assert proc.returncode == 130, out
     assert stages_run(layout) == ["pytest tests/unit"]
     assert "run-all: interrupted during unit: the stages after it did not run" in out
