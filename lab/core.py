@@ -624,15 +624,47 @@ class Lab:
         self.runner.ensure_user()
         self.runner.make_dir(self.config.state_dir, 0o755)
         self.save_state()
+        started: list[tuple[Component, list[Path]]] = []
         try:
             for comp in selected:
                 if not comp.running():
+                    # Directories this call creates; those that exist hold a server's data (a
+                    # node that was killed and is started again) and stay.
+                    started.append((comp, [p for p in comp.data_dirs() if not p.exists()]))
                     comp.wait_ports_free()
                     comp.up()
-        except BaseException:
-            # Never leave half a lab running.
-            self.down(kinds=None if kinds is None else [comp.kind for comp in selected])
+        except BaseException as exc:
+            # Stop what this call started, never what ran before it, and keep every data
+            # directory that existed before (a failed restart must not wipe a node).
+            cleanup = self.undo_start(started)
+            if isinstance(exc, LabError):
+                raise LabError(f"{exc}\n{cleanup}") from exc
             raise
+
+    def undo_start(self, started: list[tuple[Component, list[Path]]]) -> str:
+        """Stop the components a failed `up` started and remove the directories it created;
+        says what it stopped, what it kept and what still runs."""
+        stopped, kept, errors = [], [], []
+        for comp, created in reversed(started):
+            try:
+                comp.down(immediate=True)
+                stopped.append(comp.name)
+            except Exception as exc:  # keep stopping the others
+                errors.append(f"{comp.name}: {exc}")
+            for path in created:
+                shutil.rmtree(path, ignore_errors=True)
+            if not created:
+                kept.append(comp.name)
+        running = [comp.name for comp in self.components if comp.running()]
+        lines = [f"lab: stopped what this `up` started: {', '.join(stopped) or 'nothing'}"]
+        if kept:
+            lines.append(f"lab: data kept (it existed before): {', '.join(kept)}; "
+                         f"`python -m lab up` again once the cause is fixed")
+        if running:
+            lines.append(f"lab: still running, untouched: {', '.join(running)}")
+        if errors:
+            lines.append(f"lab: could not stop: {'; '.join(errors)}")
+        return "\n".join(lines)
 
     def down(self, keep_data: bool = False, kinds: Iterable[str] | None = None,
              immediate: bool | None = None) -> None:

@@ -255,11 +255,19 @@ hostssl replication  all   127.0.0.0/8    scram-sha-256
 
     def start(self) -> None:
         runner = self.lab.runner
-        proc = runner.run(
-            [self.bin("pg_ctl"), "-D", str(self.config_dir), "-l", str(self.log_file),
-             "-w", "-t", "60", "start"],
-            check=False, timeout=90,
-        )
+        # A postmaster killed a moment ago (kill -9, as an emergency drill does) is a zombie
+        # whose backends still exit: PostgreSQL refuses to start until they are gone (~1 s).
+        deadline = time.monotonic() + 20
+        while True:
+            proc = runner.run(
+                [self.bin("pg_ctl"), "-D", str(self.config_dir), "-l", str(self.log_file),
+                 "-w", "-t", "60", "start"],
+                check=False, timeout=90,
+            )
+            if (proc.returncode == 0 or "another server might be running" not in proc.stderr
+                    or time.monotonic() > deadline):
+                break
+            time.sleep(0.5)
         if proc.returncode != 0:
             raise LabError(f"{self.name} did not start: {proc.stderr.strip()}; see {self.log_file}")
 

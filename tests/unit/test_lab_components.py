@@ -12,10 +12,14 @@ from __future__ import annotations
 
 import ast
 import json
+import os
 import shutil
+import signal
 import socket
 import subprocess
 import sys
+import time
+from unittest import mock
 from pathlib import Path
 
 import pytest
@@ -24,7 +28,7 @@ import yaml
 from lab import topology
 from lab.__main__ import main
 from lab.core import (PORTS_FILE, Component, DebianPackage, InventoryHost, Lab, LabConfig,
-                      LabError, Registry, site_addresses)
+                      LabError, Registry, pid_alive, site_addresses)
 
 LAB_DIR = Path(__file__).resolve().parents[2] / "lab"
 # Addresses of no other lab (demo 127.0.1-2, tests 3-4, bench 5-6, molecule 7-8).
@@ -149,6 +153,61 @@ def test_only_starts_the_kind_persists_its_ports_and_down_stops_it(lab_env, caps
         assert not Path(f"/proc/{pid}").exists()
     with pytest.raises(OSError):
         echo(ECHO_ADDRESS, 17007)
+
+
+def fail_to_start(name):
+    """While in use, EchoServer `name` fails to start, as a server whose port or data is not
+    ready would."""
+    real_up = EchoServer.up
+
+    def up(self):
+        if self.name == name:
+            raise LabError(f"{self.name} did not start: on purpose")
+        real_up(self)
+
+    return mock.patch.object(EchoServer, "up", up)
+
+
+def kill(pid):
+    os.kill(pid, signal.SIGKILL)
+    deadline = time.monotonic() + 10
+    while pid_alive(pid):
+        assert time.monotonic() < deadline, f"{pid} still runs"
+        time.sleep(0.05)
+
+
+def test_a_failed_restart_keeps_what_ran_and_the_data_of_the_node(lab_env, capsys):
+    """A node killed and started again, whose start fails: `up` stops only what it started,
+    keeps that node's directory and leaves the servers that ran before alone."""
+    try:
+        run(capsys, "up", "--only", "echo")
+        first = int((lab_env / "echo-echoes" / "echo.pid").read_text())
+        kill(int((lab_env / "echo-echoes-1" / "echo.pid").read_text()))
+        (lab_env / "echo-echoes-1" / "data-of-the-node").write_text("kept")
+        with fail_to_start("echo-echoes-1"):
+            assert main(["up", "--only", "echo"]) == 1
+        err = capsys.readouterr().err
+        assert "echo-echoes-1 did not start: on purpose" in err
+        assert "data kept (it existed before): echo-echoes-1" in err
+        assert "still running, untouched: echo-echoes" in err
+        assert pid_alive(first) and echo(ECHO_ADDRESS, 17007) == b"ping"
+        assert (lab_env / "echo-echoes-1" / "data-of-the-node").read_text() == "kept"
+    finally:
+        run(capsys, "down")
+
+
+def test_a_failed_first_start_stops_and_removes_what_it_started(lab_env, capsys):
+    try:
+        with fail_to_start("echo-echoes-1"):
+            assert main(["up", "--only", "echo"]) == 1
+        err = capsys.readouterr().err
+        assert "stopped what this `up` started: echo-echoes-1, echo-echoes" in err
+        assert "data kept" not in err and "still running" not in err
+        assert not (lab_env / "echo-echoes").exists() and not (lab_env / "echo-echoes-1").exists()
+        with pytest.raises(OSError):
+            echo(ECHO_ADDRESS, 17007)
+    finally:
+        run(capsys, "down")
 
 
 def test_packages_lists_what_the_selected_kinds_miss(lab_env, capsys):
