@@ -641,20 +641,27 @@ class Lab:
                 raise LabError(f"{exc}\n{cleanup}") from exc
             raise
 
+    @staticmethod
+    def stop_each(components: list[Component], immediate: bool) -> list[str]:
+        """Stop the components in reverse order, going on past a failure; returns
+        "<name>: <error>" for each that failed."""
+        errors = []
+        for comp in reversed(components):
+            try:
+                comp.down(immediate=immediate)
+            except Exception as exc:  # keep stopping the others
+                errors.append(f"{comp.name}: {exc}")
+        return errors
+
     def undo_start(self, started: list[tuple[Component, list[Path]]]) -> str:
         """Stop the components a failed `up` started and remove the directories it created;
         says what it stopped, what it kept and what still runs."""
-        stopped, kept, errors = [], [], []
-        for comp, created in reversed(started):
-            try:
-                comp.down(immediate=True)
-                stopped.append(comp.name)
-            except Exception as exc:  # keep stopping the others
-                errors.append(f"{comp.name}: {exc}")
+        errors = self.stop_each([comp for comp, _created in started], immediate=True)
+        for _comp, created in started:
             for path in created:
                 shutil.rmtree(path, ignore_errors=True)
-            if not created:
-                kept.append(comp.name)
+        stopped = [comp.name for comp, _created in reversed(started) if not comp.running()]
+        kept = [comp.name for comp, created in reversed(started) if not created]
         running = [comp.name for comp in self.components if comp.running()]
         lines = [f"lab: stopped what this `up` started: {', '.join(stopped) or 'nothing'}"]
         if kept:
@@ -675,12 +682,7 @@ class Lab:
         """
         immediate = not keep_data if immediate is None else immediate
         selected = self.dependents(kinds)
-        errors = []
-        for comp in reversed(selected):
-            try:
-                comp.down(immediate=immediate)
-            except Exception as exc:  # keep stopping the others
-                errors.append(f"{comp.name}: {exc}")
+        errors = self.stop_each(selected, immediate)
         if not keep_data:
             doomed = [self.config.state_dir] if kinds is None else \
                 [path for comp in selected for path in comp.data_dirs()]
