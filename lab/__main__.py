@@ -100,6 +100,10 @@ def main(argv: list[str] | None = None) -> int:
     except LabError as exc:
         print(f"lab: {exc}", file=sys.stderr)
         return 1
+    except KeyboardInterrupt as exc:
+        print("\n".join(["lab: interrupted (Ctrl-C)"] + getattr(exc, "__notes__", [])),
+              file=sys.stderr)
+        return 130
     return 0
 
 

@@ -639,6 +639,7 @@ class Lab:
             cleanup = self.undo_start(started)
             if isinstance(exc, LabError):
                 raise LabError(f"{exc}\n{cleanup}") from exc
+            exc.add_note(cleanup)  # Ctrl-C: `python -m lab` prints it
             raise
 
     @staticmethod

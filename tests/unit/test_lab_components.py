@@ -155,14 +155,14 @@ def test_only_starts_the_kind_persists_its_ports_and_down_stops_it(lab_env, caps
         echo(ECHO_ADDRESS, 17007)
 
 
-def fail_to_start(name):
+def fail_to_start(name, error=None):
     """While in use, EchoServer `name` fails to start, as a server whose port or data is not
-    ready would."""
+    ready would (or raises `error`: KeyboardInterrupt is Ctrl-C)."""
     real_up = EchoServer.up
 
     def up(self):
         if self.name == name:
-            raise LabError(f"{self.name} did not start: on purpose")
+            raise error or LabError(f"{self.name} did not start: on purpose")
         real_up(self)
 
     return mock.patch.object(EchoServer, "up", up)
@@ -204,6 +204,20 @@ def test_a_failed_first_start_stops_and_removes_what_it_started(lab_env, capsys)
         assert "stopped what this `up` started: echo-echoes-1, echo-echoes" in err
         assert "data kept" not in err and "still running" not in err
         assert not (lab_env / "echo-echoes").exists() and not (lab_env / "echo-echoes-1").exists()
+        with pytest.raises(OSError):
+            echo(ECHO_ADDRESS, 17007)
+    finally:
+        run(capsys, "down")
+
+
+def test_ctrl_c_during_up_stops_what_it_started_and_says_so(lab_env, capsys):
+    try:
+        with fail_to_start("echo-echoes-1", KeyboardInterrupt()):
+            assert main(["up", "--only", "echo"]) == 130
+        err = capsys.readouterr().err
+        assert err.splitlines()[:2] == [
+            "lab: interrupted (Ctrl-C)",
+            "lab: stopped what this `up` started: echo-echoes-1, echo-echoes"]
         with pytest.raises(OSError):
             echo(ECHO_ADDRESS, 17007)
     finally:
