@@ -10,6 +10,7 @@ Imports only the standard library: `python3 -m lab packages` runs before the vir
 
 from __future__ import annotations
 
+import fcntl
 import glob
 import json
 import os
@@ -18,6 +19,7 @@ import shutil
 import signal
 import socket
 import subprocess
+import sys
 import time
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -618,8 +620,36 @@ class Lab:
             {"regions": self.config.regions, "sites": sites, "ports": self.ports}, indent=2) + "\n")
 
     # Life cycle ------------------------------------------------------------------------------
+    @contextmanager
+    def exclusive(self):
+        """One `up` or `down` of this lab at a time (another waits): two at once would each
+        take the other's servers for their own. The lock file lies beside the state directory,
+        which `down` removes."""
+        path = self.config.state_dir.with_name(self.config.state_dir.name + ".lock")
+        with open(path, "a+") as handle:
+            try:
+                fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except BlockingIOError:
+                handle.seek(0)
+                holder = handle.read().strip() or "?"
+                print(f"lab: waiting for another `python -m lab` on {self.config.state_dir} "
+                      f"(pid {holder})", file=sys.stderr)
+                fcntl.flock(handle, fcntl.LOCK_EX)
+            handle.seek(0)
+            handle.truncate()
+            handle.write(f"{os.getpid()}\n")
+            handle.flush()
+            try:
+                yield
+            finally:
+                fcntl.flock(handle, fcntl.LOCK_UN)
+
     def up(self, kinds: Iterable[str] | None = None) -> None:
         """Start the components of `kinds` (and what they need; all: None) that do not run."""
+        with self.exclusive():
+            self.start_unlocked(kinds)
+
+    def start_unlocked(self, kinds: Iterable[str] | None) -> None:
         selected = self.select(kinds)
         self.runner.ensure_user()
         self.runner.make_dir(self.config.state_dir, 0o755)
@@ -682,6 +712,11 @@ class Lab:
         `immediate` (default: not keep_data) skips the clean shutdown.
         """
         immediate = not keep_data if immediate is None else immediate
+        with self.exclusive():
+            self.stop_unlocked(keep_data, kinds, immediate)
+
+    def stop_unlocked(self, keep_data: bool, kinds: Iterable[str] | None,
+                      immediate: bool) -> None:
         selected = self.dependents(kinds)
         errors = self.stop_each(selected, immediate)
         if not keep_data:

@@ -18,6 +18,7 @@ import signal
 import socket
 import subprocess
 import sys
+import threading
 import time
 from unittest import mock
 from pathlib import Path
@@ -220,6 +221,25 @@ def test_ctrl_c_during_up_stops_what_it_started_and_says_so(lab_env, capsys):
             "lab: stopped what this `up` started: echo-echoes-1, echo-echoes"]
         with pytest.raises(OSError):
             echo(ECHO_ADDRESS, 17007)
+    finally:
+        run(capsys, "down")
+
+
+def test_a_second_up_waits_for_the_first(lab_env, capsys):
+    """Two `up` at once would each take the other's servers for their own: the second waits."""
+    lab = topology.make_lab()
+    waiting = threading.Thread(target=lab.up, args=(["echo"],))
+    try:
+        with lab.exclusive():
+            waiting.start()
+            time.sleep(0.5)
+            assert waiting.is_alive()
+            with pytest.raises(OSError):
+                echo(ECHO_ADDRESS, 17007)
+        waiting.join(30)
+        assert not waiting.is_alive()
+        assert "lab: waiting for another `python -m lab`" in capsys.readouterr().err
+        assert echo(ECHO_ADDRESS, 17007) == b"ping"
     finally:
         run(capsys, "down")
 
